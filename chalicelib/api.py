@@ -1,0 +1,92 @@
+"""The `/predict_price` request: parse, validate, predict, and the reply for every outcome.
+
+Kept apart from app.py so the route is three lines and this logic is testable on its own.
+Errors are values (`Reply` with a 4xx/503) until the edge; nothing here raises for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm
+
+from chalicelib.artifacts import ArtifactError
+from chalicelib.predictor import LazyPredictor
+from chalicelib.validation import NonFinite, validate_records
+
+MAX_BODY_BYTES = 1_000_000
+MAX_RECORDS = 1_000
+
+log = logging.getLogger("house_prices")
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+def predict_reply(raw_body: bytes | None, model: LazyPredictor) -> Reply:
+    """The whole request: every failure becomes a 4xx naming the problem, or a 503."""
+    if raw_body is not None and len(raw_body) > MAX_BODY_BYTES:
+        return _error(413, f"body is {len(raw_body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
+    if not raw_body:
+        return _error(400, 'empty body: send {"records": [...]}, one record object, or a list of records')
+    try:
+        payload = json.loads(raw_body, parse_constant=NonFinite)
+    except UnicodeDecodeError:
+        return _error(400, "body is not UTF-8 text")
+    except json.JSONDecodeError as exc:
+        return _error(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    records = _records_of(payload)
+    if isinstance(records, Reply):
+        return records
+    if len(records) > MAX_RECORDS:
+        return _error(400, f"{len(records):,} records; the limit per request is {MAX_RECORDS:,}")
+    try:
+        predictor = model.get()
+    except ArtifactError as exc:
+        log.error("model unavailable: %s", exc)
+        return _error(503, f"model unavailable: {exc}")
+    checked = validate_records(records, predictor.encoders)
+    warnings = [w.to_dict() for w in checked.warnings]
+    if checked.matrix is None:
+        body = {"error": "invalid records", "problems": [e.to_dict() for e in checked.errors]}
+        return Reply(400, body | ({"warnings": warnings} if warnings else {}))
+    predictions = predictor.predict(checked.matrix).tolist()
+    body = {"predictions": predictions, "count": len(predictions), "model_version": predictor.version}
+    if checked.actuals is not None:
+        body["actuals"] = checked.actuals
+    if warnings:
+        body["warnings"] = warnings
+    return Reply(200, body)
+
+
+def health(model: LazyPredictor) -> dict[str, Any]:
+    """What a load balancer or an operator needs, and nothing secret (no paths, no buckets)."""
+    predictor = model.loaded
+    return {
+        "status": "ok",
+        "model_loaded": predictor is not None,
+        "model_version": predictor.version if predictor else None,
+        "lightgbm_version": lightgbm.__version__,
+    }
+
+
+def _records_of(payload: Any) -> list[Any] | Reply:
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        if "records" not in payload:
+            return [payload]
+        if isinstance(payload["records"], list):
+            return payload["records"]
+        return _error(400, '"records" must be an array of record objects')
+    return _error(400, 'body must be {"records": [...]}, one record object, or a list of records')
+
+
+def _error(status: int, message: str) -> Reply:
+    return Reply(status, {"error": message})

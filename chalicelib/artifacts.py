@@ -1,0 +1,134 @@
+"""Model artifacts: where a version lives, and loading one only if it is complete and intact.
+
+A version is a folder `<root>/<version>/` holding `model.txt` (LightGBM's native text
+format), `encoders.json` and `manifest.json`, which lists the sha256 of the other two.
+`<root>/LATEST` names the current version; publishing moves it last. The root is a local
+folder or `s3://bucket/prefix`. No pickle anywhere: a model file cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+LATEST = "LATEST"
+MODEL_FILE = "model.txt"
+ENCODERS_FILE = "encoders.json"
+MANIFEST_FILE = "manifest.json"
+CHECKSUMMED = (MODEL_FILE, ENCODERS_FILE)
+
+
+class ArtifactError(Exception):
+    """A version that cannot be served: missing, incomplete, tampered with or incompatible."""
+
+
+class Store(Protocol):
+    """Read access to an artifact root; `read` raises ArtifactError for a missing object."""
+
+    def read(self, key: str) -> bytes: ...
+
+    def describe(self, key: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class LocalStore:
+    root: Path
+
+    def read(self, key: str) -> bytes:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"{self.describe(key)} does not exist") from None
+        except OSError as exc:
+            raise ArtifactError(f"cannot read {self.describe(key)}: {exc.strerror}") from None
+
+    def describe(self, key: str) -> str:
+        return str(self.root / key)
+
+
+@dataclass(frozen=True)
+class S3Store:
+    client: Any  # a boto3 S3 client
+    bucket: str
+    prefix: str
+
+    def read(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.key(key))["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404"):
+                raise ArtifactError(f"{self.describe(key)} does not exist") from None
+            raise ArtifactError(f"cannot read {self.describe(key)}: {code or exc}") from None
+        except BotoCoreError as exc:
+            raise ArtifactError(f"cannot reach S3 for {self.describe(key)}: {exc}") from None
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.key(key)}"
+
+    def key(self, name: str) -> str:
+        """The S3 key of a name under this root."""
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+
+def open_store(uri: str, s3_client: Any = None) -> Store:
+    """A store for `s3://bucket/prefix` (with the given or a default boto3 client) or a folder."""
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
+        if s3_client is None:
+            import boto3
+
+            s3_client = boto3.client("s3")
+        return S3Store(s3_client, bucket, prefix.strip("/"))
+    return LocalStore(Path(uri))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """The verified contents of one version."""
+
+    version: str
+    manifest: dict[str, Any]
+    model_text: str
+    encoders: dict[str, Any]
+
+
+def resolve_version(store: Store, version: str = LATEST) -> str:
+    if version != LATEST:
+        return version
+    name = store.read(LATEST).decode("utf-8", "replace").strip()
+    if not name or "/" in name:
+        raise ArtifactError(f"{store.describe(LATEST)} does not name a version: {name[:80]!r}")
+    return name
+
+
+def load_artifacts(store: Store, version: str = LATEST, lightgbm_version: str | None = None) -> Artifacts:
+    """Read one version and verify every checksum and the LightGBM major version."""
+    version = resolve_version(store, version)
+    try:
+        manifest = json.loads(store.read(f"{version}/{MANIFEST_FILE}"))
+        expected = {name: manifest["files"][name] for name in CHECKSUMMED}
+    except (ValueError, KeyError, TypeError):
+        raise ArtifactError(f"{store.describe(version + '/' + MANIFEST_FILE)} is not a valid manifest") from None
+    blobs = {}
+    for name, digest in expected.items():
+        blob = store.read(f"{version}/{name}")
+        if sha256(blob) != digest:
+            raise ArtifactError(f"{store.describe(version + '/' + name)} does not match its checksum in the manifest")
+        blobs[name] = blob
+    if lightgbm_version is not None:
+        trained_with = str(manifest.get("lightgbm_version", "?"))
+        if trained_with.split(".")[0] != lightgbm_version.split(".")[0]:
+            raise ArtifactError(
+                f"version {version} was trained with lightgbm {trained_with}; this runtime has {lightgbm_version}"
+            )
+    return Artifacts(version, manifest, blobs[MODEL_FILE].decode(), json.loads(blobs[ENCODERS_FILE]))

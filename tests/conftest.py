@@ -1,0 +1,128 @@
+"""Shared fixtures: a trained model version, the lab records, and a real S3 endpoint.
+
+The S3 endpoint is moto's server in its own process, reached by boto3 over HTTP, so the
+code under test takes exactly the path it takes against AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from training.data import generate_synthetic, load_housets, split_by_date
+from training.train import train, write_version
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB_RECORDS = ROOT.parent / "shared" / "fixtures" / "lab_sample_records.jsonl"
+TEST_ZIPCODES = 120
+TEST_ROUNDS = 150
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def lab_records() -> list[dict]:
+    return [json.loads(line) for line in LAB_RECORDS.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def synthetic_csvs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return generate_synthetic(tmp_path_factory.mktemp("data"), TEST_ZIPCODES)
+
+
+@pytest.fixture(scope="session")
+def splits(synthetic_csvs: tuple[Path, Path]):
+    return split_by_date(*load_housets(*synthetic_csvs))
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(splits, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete local artifact root with one trained version and LATEST."""
+    out = tmp_path_factory.mktemp("artifacts")
+    write_version(train(splits, TEST_ROUNDS, log_every=0), splits, out)
+    return out
+
+
+@dataclass
+class S3Server:
+    """A moto S3 server process that tests may stop and start again on the same port."""
+
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_http(self.url)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def client(self):
+        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(name, value)
+    server = S3Server(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server):
+    """A client of the running server; restarts the server if a test left it stopped."""
+    if s3_server.process is None:
+        s3_server.start()
+    return s3_server.client()
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name

@@ -1,0 +1,110 @@
+"""Loading refuses what it cannot trust; publishing to S3 and loading back round-trips."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from chalicelib.artifacts import ENCODERS_FILE, LATEST, MANIFEST_FILE, MODEL_FILE, ArtifactError, open_store
+from chalicelib.predictor import LazyPredictor, load_predictor
+from chalicelib.validation import validate_records
+from training.publish import publish
+
+
+@pytest.fixture
+def copy_dir(artifacts_dir, tmp_path):
+    target = tmp_path / "artifacts"
+    shutil.copytree(artifacts_dir, target)
+    return target, (target / LATEST).read_text().strip()
+
+
+def test_loads_latest_and_predicts_the_lab_records(artifacts_dir, lab_records):
+    predictor = load_predictor(str(artifacts_dir))
+    matrix = validate_records(lab_records, predictor.encoders).matrix
+    predictions = predictor.predict(matrix)
+    assert predictions.shape == (5,)
+    assert np.all((predictions > 10_000) & (predictions < 20_000_000))
+
+
+def test_rejects_a_tampered_model(copy_dir):
+    root, version = copy_dir
+    model = root / version / MODEL_FILE
+    model.write_text(model.read_text().replace("leaf_value=", "leaf_value=1", 1))
+    with pytest.raises(ArtifactError, match="does not match its checksum"):
+        load_predictor(str(root))
+
+
+def test_rejects_tampered_encoders(copy_dir):
+    root, version = copy_dir
+    encoders = root / version / ENCODERS_FILE
+    state = json.loads(encoders.read_text())
+    state["city_encoded"]["global_mean"] = 1.0
+    encoders.write_text(json.dumps(state, sort_keys=True))
+    with pytest.raises(ArtifactError, match="encoders.json does not match"):
+        load_predictor(str(root))
+
+
+@pytest.mark.parametrize("missing", [MODEL_FILE, ENCODERS_FILE, MANIFEST_FILE])
+def test_rejects_an_incomplete_version(copy_dir, missing):
+    root, version = copy_dir
+    (root / version / missing).unlink()
+    with pytest.raises(ArtifactError, match=f"{missing} does not exist"):
+        load_predictor(str(root))
+
+
+def test_rejects_another_lightgbm_major_version(copy_dir):
+    root, version = copy_dir
+    manifest_path = root / version / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["lightgbm_version"] = "3.3.5"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="trained with lightgbm 3.3.5"):
+        load_predictor(str(root))
+
+
+def test_missing_latest_and_missing_setting_are_clear(tmp_path, monkeypatch):
+    with pytest.raises(ArtifactError, match="LATEST does not exist"):
+        load_predictor(str(tmp_path))
+    monkeypatch.delenv("ARTIFACTS_URI", raising=False)
+    with pytest.raises(ArtifactError, match="ARTIFACTS_URI is not set"):
+        LazyPredictor.from_environment().get()
+
+
+def test_publish_then_load_through_s3(artifacts_dir, s3, bucket, lab_records):
+    version = publish(artifacts_dir, bucket, "models/house-prices", s3)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == sorted(
+        [f"models/house-prices/{LATEST}"]
+        + [f"models/house-prices/{version}/{n}" for n in (MODEL_FILE, ENCODERS_FILE, MANIFEST_FILE)]
+    )
+    remote = load_predictor(f"s3://{bucket}/models/house-prices", s3_client=s3)
+    local = load_predictor(str(artifacts_dir))
+    assert remote.version == local.version == version
+    matrix = validate_records(lab_records, local.encoders).matrix
+    np.testing.assert_array_equal(remote.predict(matrix), local.predict(matrix))
+
+
+def test_a_half_published_version_leaves_latest_on_the_complete_one(artifacts_dir, s3, bucket):
+    first = publish(artifacts_dir, bucket, "m", s3)
+    s3.put_object(Bucket=bucket, Key="m/20990101T000000Z-deadbeef/model.txt", Body=b"partial")
+    assert open_store(f"s3://{bucket}/m", s3).read(LATEST).decode() == first
+    assert load_predictor(f"s3://{bucket}/m", s3_client=s3).version == first
+    with pytest.raises(ArtifactError, match="manifest.json does not exist"):
+        load_predictor(f"s3://{bucket}/m", "20990101T000000Z-deadbeef", s3_client=s3)
+
+
+def test_unreachable_s3_is_an_artifact_error():
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(ArtifactError, match="cannot reach S3"):
+        load_predictor("s3://nowhere/models", s3_client=client)
