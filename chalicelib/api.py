@@ -8,29 +8,53 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import lightgbm
 
 from chalicelib.artifacts import ArtifactError
+from chalicelib.logs import log_event
 from chalicelib.predictor import LazyPredictor
 from chalicelib.validation import NonFinite, validate_records
 
 MAX_BODY_BYTES = 1_000_000
 MAX_RECORDS = 1_000
 
-log = logging.getLogger("house_prices")
-
 
 @dataclass(frozen=True)
 class Reply:
+    """Status and body, with the facts the request log needs."""
+
     status: int
     body: dict[str, Any]
+    records: int | None = None
+    model_version: str | None = None
 
 
-def predict_reply(raw_body: bytes | None, model: LazyPredictor) -> Reply:
-    """The whole request: every failure becomes a 4xx naming the problem, or a 503."""
+def predict_reply(raw_body: bytes | None, model: LazyPredictor, request_id: str | None = None) -> Reply:
+    """The whole request, logged as one line: outcome, counts and latency, never the body."""
+    start = time.perf_counter()
+    reply = _predict(raw_body, model)
+    fields = {
+        "request_id": request_id,
+        "status": reply.status,
+        "records": reply.records,
+        "model_version": reply.model_version,
+        "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+    }
+    if reply.status == 200:
+        log_event("predict", **fields)
+    else:
+        problems = reply.body.get("problems", [])
+        reason = reply.body["error"] if not problems else f"{len(problems)} problems"
+        log_event("predict", logging.ERROR if reply.status >= 500 else logging.WARNING, reason=reason, **fields)
+    return reply
+
+
+def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
+    """Every failure becomes a 4xx naming the problem, or a 503."""
     if raw_body is not None and len(raw_body) > MAX_BODY_BYTES:
         return _error(413, f"body is {len(raw_body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
     if not raw_body:
@@ -45,24 +69,23 @@ def predict_reply(raw_body: bytes | None, model: LazyPredictor) -> Reply:
     if isinstance(records, Reply):
         return records
     if len(records) > MAX_RECORDS:
-        return _error(400, f"{len(records):,} records; the limit per request is {MAX_RECORDS:,}")
+        return _error(400, f"{len(records):,} records; the limit per request is {MAX_RECORDS:,}", len(records))
     try:
         predictor = model.get()
     except ArtifactError as exc:
-        log.error("model unavailable: %s", exc)
-        return _error(503, f"model unavailable: {exc}")
+        return _error(503, f"model unavailable: {exc}", len(records))
     checked = validate_records(records, predictor.encoders)
     warnings = [w.to_dict() for w in checked.warnings]
     if checked.matrix is None:
         body = {"error": "invalid records", "problems": [e.to_dict() for e in checked.errors]}
-        return Reply(400, body | ({"warnings": warnings} if warnings else {}))
+        return Reply(400, body | ({"warnings": warnings} if warnings else {}), len(records), predictor.version)
     predictions = predictor.predict(checked.matrix).tolist()
     body = {"predictions": predictions, "count": len(predictions), "model_version": predictor.version}
     if checked.actuals is not None:
         body["actuals"] = checked.actuals
     if warnings:
         body["warnings"] = warnings
-    return Reply(200, body)
+    return Reply(200, body, len(records), predictor.version)
 
 
 def health(model: LazyPredictor) -> dict[str, Any]:
@@ -88,5 +111,5 @@ def _records_of(payload: Any) -> list[Any] | Reply:
     return _error(400, 'body must be {"records": [...]}, one record object, or a list of records')
 
 
-def _error(status: int, message: str) -> Reply:
-    return Reply(status, {"error": message})
+def _error(status: int, message: str, records: int | None = None) -> Reply:
+    return Reply(status, {"error": message}, records)
