@@ -48,7 +48,7 @@ def predict_reply(raw_body: bytes | None, model: LazyPredictor, request_id: str 
         log_event("predict", **fields)
     else:
         problems = reply.body.get("problems", [])
-        reason = reply.body["error"] if not problems else f"{len(problems)} problems"
+        reason = reply.body["error"] if not problems else f"invalid records: {len(problems)} problem(s)"
         log_event("predict", logging.ERROR if reply.status >= 500 else logging.WARNING, reason=reason, **fields)
     return reply
 
@@ -60,7 +60,7 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
     if not raw_body:
         return _error(400, 'empty body: send {"records": [...]}, one record object, or a list of records')
     try:
-        payload = json.loads(raw_body, parse_constant=NonFinite)
+        payload = json.loads(raw_body.decode("utf-8"), parse_constant=NonFinite)
     except UnicodeDecodeError:
         return _error(400, "body is not UTF-8 text")
     except json.JSONDecodeError as exc:
@@ -68,6 +68,8 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
     records = _records_of(payload)
     if isinstance(records, Reply):
         return records
+    if not records:
+        return _error(400, "no records: send at least one")
     if len(records) > MAX_RECORDS:
         return _error(400, f"{len(records):,} records; the limit per request is {MAX_RECORDS:,}", len(records))
     try:

@@ -23,7 +23,7 @@ class Field:
     high: float
 
     def describe(self) -> str:
-        kind = "integer" if self.integer else "number"
+        kind = "an integer" if self.integer else "a number"
         return f"{kind} in [{self.low:g}, {self.high:g}]"
 
 

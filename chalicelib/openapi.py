@@ -52,7 +52,7 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "required": ["record", "field", "message"],
         "properties": {
-            "record": {"type": ["integer", "null"], "description": "index of the record; null for the request"},
+            "record": {"type": "integer", "description": "index of the record in the request"},
             "field": {"type": "string"},
             "message": {"type": "string"},
         },

@@ -55,7 +55,7 @@ class NonFinite(float):
 class Problem:
     """What is wrong (or, as a warning, surprising) with one field of one record."""
 
-    record: int | None
+    record: int
     field: str
     message: str
 
@@ -93,7 +93,7 @@ def out_of_bounds(matrix: np.ndarray) -> list[tuple[int, int, str]]:
     with np.errstate(invalid="ignore"):
         bad = np.isinf(matrix) | (matrix < _LOWS) | (matrix > _HIGHS)
         bad |= _INTEGER & np.isfinite(matrix) & (matrix != np.floor(matrix))
-    return [(int(r), int(c), f"must be a {FEATURES[c].describe()}, got {matrix[r, c]:g}") for r, c in np.argwhere(bad)]
+    return [(int(r), int(c), f"must be {FEATURES[c].describe()}, got {matrix[r, c]:g}") for r, c in np.argwhere(bad)]
 
 
 def validate_records(records: Sequence[Any], encoders: Encoders) -> Validated:
@@ -103,8 +103,6 @@ def validate_records(records: Sequence[Any], encoders: Encoders) -> Validated:
     rows: list[list[float]] = []
     raw: list[int] = []
     actuals: list[float] = []
-    if not records:
-        errors.append(Problem(None, "records", "no records: send at least one"))
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             errors.append(Problem(index, "", f"a record must be a JSON object, got {_json_type(record)}"))
@@ -126,7 +124,7 @@ def validate_records(records: Sequence[Any], encoders: Encoders) -> Validated:
     matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
     errors.extend(Problem(r, FEATURE_NAMES[c], reason) for r, c, reason in out_of_bounds(matrix))
     if errors:
-        errors.sort(key=lambda p: -1 if p.record is None else p.record)
+        errors.sort(key=lambda p: p.record)
         return Validated(None, errors, warnings)
     errors.extend(_quarter_mismatches(matrix))
     if errors:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import requests
 
 from training.data import generate_synthetic, load_housets, split_by_date
 from training.train import train, write_version
+
+pytest_plugins = ["tests.s3_audit"]
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_RECORDS = ROOT.parent / "shared" / "fixtures" / "lab_sample_records.jsonl"
@@ -126,3 +129,28 @@ def bucket(s3) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def server(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`chalice local` on a free port, serving a copy of the project with the test artifacts."""
+    project = tmp_path_factory.mktemp("project")
+    shutil.copy(ROOT / "app.py", project / "app.py")
+    shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / ".chalice", project / ".chalice", ignore=shutil.ignore_patterns("deployments"))
+    (project / "artifacts").symlink_to(artifacts_dir)
+    port = free_port()
+    chalice = Path(sys.executable).with_name("chalice")
+    process = subprocess.Popen(
+        [str(chalice), "local", "--stage", "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(url + "/health", timeout=60)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

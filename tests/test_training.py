@@ -27,7 +27,7 @@ def test_cleaning_drops_and_counts_duplicates_and_implausible_prices(splits):
 
 def test_splits_are_by_date(splits):
     assert splits.train["date"].max() < "2020-01-01"
-    assert "2020-01-01" <= splits.eval["date"].min() and splits.eval["date"].max() < "2022-01-01"
+    assert splits.eval["date"].min() >= "2020-01-01" and splits.eval["date"].max() < "2022-01-01"
     assert splits.holdout["date"].min() >= "2022-01-01"
     # zipcode_freq of a zipcode present in every training month equals the lab's 94
     assert splits.train.groupby("zipcode").size().max() == 94

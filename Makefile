@@ -1,0 +1,66 @@
+# `make run` and `make test` work on a fresh clone: each sets up what it needs first.
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON312 ?= python3.12
+PORT ?= 8000
+ARCH ?= x86_64
+
+.PHONY: install train run test lint format layers smoke batch publish policy publish-layers package deploy
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/dev.txt requirements/layer-model.txt requirements/layer-pandas.txt
+	$(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+train: install
+	$(PY) -m training.train
+
+artifacts/LATEST:
+	$(MAKE) train
+
+run: install artifacts/LATEST
+	$(VENV)/bin/chalice local --stage local --port $(PORT)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+layers: install
+	$(PY) -m deploy.layers --arch $(ARCH) --out build/layers
+
+smoke: layers artifacts/LATEST
+	$(PY) -m deploy.smoke --layers build/layers --require-app --artifacts artifacts
+
+# make batch IN=houses.csv OUT=houses.predictions.csv
+batch: install artifacts/LATEST
+	$(PY) -m chalicelib.batch $(IN) $(OUT)
+
+# make publish BUCKET=my-artifacts-bucket [PREFIX=models/house-prices]
+publish: install artifacts/LATEST
+	$(PY) -m training.publish --bucket $(BUCKET) --prefix $(or $(PREFIX),models/house-prices)
+
+policy: install
+	$(PY) -m deploy.policy --all
+
+# make publish-layers REGION=us-east-1 [ARCH=x86_64]
+publish-layers: layers
+	$(PY) -m deploy.publish_layers --region $(REGION) --arch $(ARCH) --write-config
+
+# make package [STAGE=prod]: Terraform and deployment.zip in build/ (offline)
+package: install
+	AWS_DEFAULT_REGION=$(or $(REGION),us-east-1) $(VENV)/bin/chalice package --stage $(or $(STAGE),prod) \
+		--pkg-format terraform build/package-$(or $(STAGE),prod)
+
+# make deploy STAGE=prod
+deploy: install
+	$(VENV)/bin/chalice deploy --stage $(STAGE)

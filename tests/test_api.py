@@ -1,0 +1,217 @@
+"""/predict_price and /health through Chalice's test client, with the repo's own config."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from chalice.test import Client
+
+import app as app_module
+from chalicelib.api import MAX_BODY_BYTES, MAX_RECORDS
+from chalicelib.predictor import LazyPredictor, load_predictor
+from chalicelib.validation import validate_records
+from tests.conftest import ROOT
+
+JSON = {"Content-Type": "application/json"}
+
+
+def project_with(artifacts_uri: str, tmp_path: Path) -> Path:
+    """A copy of the project config whose `local` stage serves the given artifacts."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config["stages"]["local"]["environment_variables"]["ARTIFACTS_URI"] = artifacts_uri
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
+    shutil.copy(ROOT / "app.py", tmp_path / "app.py")
+    return tmp_path
+
+
+@pytest.fixture
+def cold_app(monkeypatch):
+    """The app as a fresh Lambda container sees it: no model loaded yet."""
+    monkeypatch.setattr(app_module, "model", LazyPredictor.from_environment())
+    return app_module.app
+
+
+@pytest.fixture
+def client(cold_app, artifacts_dir, tmp_path):
+    with Client(cold_app, stage_name="local", project_dir=str(project_with(str(artifacts_dir), tmp_path))) as c:
+        yield c
+
+
+def post(client, body, headers=JSON):
+    data = body if isinstance(body, str | bytes) else json.dumps(body)
+    response = client.http.post("/predict_price", headers=headers, body=data)
+    return response.status_code, json.loads(response.body)
+
+
+def raw_record(splits, row: int = 0) -> dict:
+    frame = splits.holdout
+    keep = [c for c in frame.columns if c not in ("lat", "lng", "city", "median_sale_price", "year", "month")]
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in frame.iloc[row][keep].items()}
+
+
+def test_lab_records_get_five_predictions_and_their_actuals(client, lab_records, artifacts_dir):
+    status, body = post(client, {"records": lab_records})
+    assert status == 200
+    assert body["count"] == 5 and len(body["predictions"]) == 5
+    assert body["actuals"] == [r["price"] for r in lab_records]
+    predictor = load_predictor(str(artifacts_dir))
+    expected = predictor.predict(validate_records(lab_records, predictor.encoders).matrix)
+    np.testing.assert_allclose(body["predictions"], expected)
+    assert body["model_version"] == predictor.version
+    assert "warnings" not in body
+
+
+def test_single_object_and_bare_list_are_accepted(client, lab_records):
+    record = {k: v for k, v in lab_records[0].items() if k != "price"}
+    status, single = post(client, record)
+    assert status == 200 and single["count"] == 1 and "actuals" not in single
+    status, listed = post(client, [record, record])
+    assert status == 200 and listed["predictions"] == single["predictions"] * 2
+
+
+def test_raw_records_are_encoded_like_training(client, splits, artifacts_dir):
+    records = [raw_record(splits, i) for i in range(3)]
+    status, body = post(client, {"records": records})
+    assert status == 200, body
+    predictor = load_predictor(str(artifacts_dir))
+    from training.train import features_of
+
+    expected = predictor.predict(features_of(splits.holdout.iloc[:3], predictor.encoders))
+    np.testing.assert_allclose(body["predictions"], expected)
+    # lat/lng were omitted and looked up from city_full: said, not silent
+    assert {w["field"] for w in body["warnings"]} == {"lat", "lng"}
+
+
+def test_raw_record_with_year_and_month_instead_of_date(client, splits):
+    record = raw_record(splits)
+    dated = dict(record)
+    year, month = (int(x) for x in record.pop("date").split("-")[:2])
+    record.update(year=year, month=month)
+    assert post(client, record)[1]["predictions"] == post(client, dated)[1]["predictions"]
+
+
+def problems(body) -> set[tuple[int | None, str]]:
+    return {(p["record"], p["field"]) for p in body["problems"]}
+
+
+def test_missing_fields_are_listed_not_filled(client, lab_records):
+    broken = dict(lab_records[1])
+    del broken["median_dom"], broken["lat"]
+    status, body = post(client, {"records": [lab_records[0], broken]})
+    assert status == 400
+    assert problems(body) == {(1, "median_dom"), (1, "lat")}
+    assert all(p["message"] == "missing" for p in body["problems"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("median_dom", "48", "must be a number, got a string"),
+        ("median_dom", None, "must be a number, got null"),
+        ("bank", True, "must be a number, got a boolean"),
+        ("park", {"n": 1}, "must be a number, got an object"),
+        ("median_ppsf", "NaN", "must be a number, got a string"),
+        ("sold_above_list", 1.5, "must be a number in [0, 1], got 1.5"),
+        ("month", 7.5, "must be an integer in [1, 12], got 7.5"),
+        ("lat", -91, "must be a number in [-90, 90], got -91"),
+        ("median_list_price", 10**400, "too large"),
+    ],
+)
+def test_each_wrong_value_is_named(client, lab_records, field, value, expected):
+    record = dict(lab_records[0], **{field: value})
+    status, body = post(client, {"records": [record]})
+    assert status == 400
+    assert problems(body) == {(0, field)}
+    assert expected in body["problems"][0]["message"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_json_literals_are_named(client, lab_records, literal):
+    text = json.dumps({"records": [lab_records[0]]}).replace('"median_dom": 48.0', f'"median_dom": {literal}')
+    status, body = post(client, text)
+    assert status == 400
+    assert body["problems"] == [
+        {"record": 0, "field": "median_dom", "message": f"must be a finite number, got {literal}"}
+    ]
+
+
+def test_quarter_must_agree_with_month(client, lab_records):
+    status, body = post(client, dict(lab_records[0], quarter=1))
+    assert status == 400 and problems(body) == {(0, "quarter")}
+
+
+def test_raw_record_problems(client, splits):
+    record = raw_record(splits)
+    record.update(zipcode="12a45", date="July 2021", city_full="Atlantis, ZZ")
+    del record["median_dom"]
+    status, body = post(client, record)
+    assert status == 400
+    assert problems(body) == {(0, "zipcode"), (0, "date"), (0, "median_dom"), (0, "lat"), (0, "lng")}
+    lat = next(p for p in body["problems"] if p["field"] == "lat")
+    assert "not a known city" in lat["message"]
+
+
+def test_unknown_fields_are_ignored_with_a_warning(client, lab_records):
+    status, body = post(client, dict(lab_records[0], colour="blue"))
+    assert status == 200
+    assert body["warnings"] == [{"record": 0, "field": "colour", "message": "unknown field, ignored"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ("", 400, "empty body"),
+        ("{not json", 400, "malformed JSON"),
+        ('{"records": []}', 400, "no records"),
+        ('{"records": {"a": 1}}', 400, '"records" must be an array'),
+        ("42", 400, "body must be"),
+        (b"\xff\xfe", 400, "not UTF-8"),
+    ],
+)
+def test_malformed_bodies_get_a_clear_400(client, body, status, fragment):
+    got_status, got = post(client, body)
+    assert got_status == status
+    assert fragment in got["error"]
+
+
+def test_a_record_that_is_not_an_object(client, lab_records):
+    status, body = post(client, [lab_records[0], 7])
+    assert status == 400 and body["problems"] == [
+        {"record": 1, "field": "", "message": "a record must be a JSON object, got int"}
+    ]
+
+
+def test_too_many_records_and_too_large_a_body(client, lab_records):
+    status, body = post(client, [lab_records[0]] * (MAX_RECORDS + 1))
+    assert status == 400 and "limit per request" in body["error"]
+    status, body = post(client, json.dumps({"records": [], "pad": "x" * MAX_BODY_BYTES}))
+    assert status == 413
+
+
+def test_wrong_content_type_is_415(client, lab_records):
+    response = client.http.post("/predict_price", headers={"Content-Type": "text/plain"}, body="{}")
+    assert response.status_code == 415
+
+
+def test_health_before_and_after_loading(client, lab_records):
+    before = json.loads(client.http.get("/health").body)
+    assert before["model_loaded"] is False and before["model_version"] is None
+    post(client, lab_records)
+    after = json.loads(client.http.get("/health").body)
+    assert after["model_loaded"] is True and after["model_version"]
+    assert set(after) == {"status", "model_loaded", "model_version", "lightgbm_version"}
+
+
+def test_unloadable_model_is_503_and_a_later_request_retries(cold_app, artifacts_dir, tmp_path, lab_records):
+    served = tmp_path / "served"
+    with Client(cold_app, stage_name="local", project_dir=str(project_with(str(served), tmp_path))) as client:
+        status, body = post(client, lab_records)
+        assert status == 503 and "model unavailable" in body["error"] and "LATEST does not exist" in body["error"]
+        shutil.copytree(artifacts_dir, served)
+        status, body = post(client, lab_records)
+        assert status == 200 and body["count"] == 5
