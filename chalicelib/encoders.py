@@ -29,7 +29,16 @@ class ZipcodeFrequencyEncoder:
         return float(self.counts.get(normalize_zipcode(zipcode), 0))
 
     def transform(self, zipcodes: Sequence[object]) -> np.ndarray:
-        return np.fromiter((self.encode(z) for z in zipcodes), dtype=np.float64, count=len(zipcodes))
+        """Each distinct zipcode is normalized once: a batch repeats a few thousand of them."""
+        seen: dict[tuple[type, object], float] = {}
+
+        def encode(z: object) -> float:
+            key = (type(z), z)  # the type too: True == 1, but only 1 is a zipcode
+            if key not in seen:
+                seen[key] = self.encode(z)
+            return seen[key]
+
+        return np.fromiter((encode(z) for z in zipcodes), dtype=np.float64, count=len(zipcodes))
 
     def to_dict(self) -> dict[str, Any]:
         return {"counts": self.counts}
@@ -70,7 +79,15 @@ class CityTargetEncoder:
         return self.means.get(normalize_city(city), self.global_mean)
 
     def transform(self, cities: Sequence[str]) -> np.ndarray:
-        return np.fromiter((self.encode(c) for c in cities), dtype=np.float64, count=len(cities))
+        """Each distinct city is normalized once: a batch repeats a few hundred of them."""
+        seen: dict[str, float] = {}
+
+        def encode(c: str) -> float:
+            if c not in seen:
+                seen[c] = self.encode(c)
+            return seen[c]
+
+        return np.fromiter((encode(c) for c in cities), dtype=np.float64, count=len(cities))
 
     def to_dict(self) -> dict[str, Any]:
         return {"means": self.means, "global_mean": self.global_mean, "smoothing": self.smoothing}

@@ -1,0 +1,296 @@
+"""CSV batch scoring on local streams and files, the CLI, and the settings (S3 is in test_batch_s3.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chalicelib import batch
+from chalicelib.contract import FEATURE_NAMES
+from chalicelib.predictor import Predictor, load_predictor
+from chalicelib.validation import validate_records
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def predictor(artifacts_dir: Path) -> Predictor:
+    return load_predictor(str(artifacts_dir))
+
+
+@pytest.fixture(scope="module")
+def houses(synthetic_csvs: tuple[Path, Path]) -> pd.DataFrame:
+    """The synthetic HouseTS rows as text, exactly as in the file."""
+    return pd.read_csv(synthetic_csvs[0], dtype=str, keep_default_na=False)
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def score(data: bytes, predictor: Predictor, **options) -> tuple[list[list[str]], batch.BatchSummary]:
+    out = io.BytesIO()
+    summary = batch.score_csv_stream(io.BytesIO(data), out.write, predictor, **options)
+    return list(csv.reader(io.StringIO(out.getvalue().decode()))), summary
+
+
+def as_json_records(frame: pd.DataFrame) -> list[dict]:
+    """The same rows as JSON API records, to check that both paths give the same answers."""
+    text = {"date", "zipcode", "city", "city_full"}
+    return [{k: (v if k in text else float(v)) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def test_lab_records_as_pre_encoded_csv(lab_records, predictor):
+    columns = list(lab_records[0])
+    frame = pd.DataFrame([[repr(r[c]) for c in columns] for r in lab_records], columns=columns)
+    rows, summary = score(to_csv(frame), predictor)
+    assert rows[0] == [*columns, "predicted_price", "error"]
+    assert [r[: len(columns)] for r in rows[1:]] == frame.to_numpy().tolist()
+    expected = predictor.predict(np.array([[r[n] for n in FEATURE_NAMES] for r in lab_records]))
+    assert [float(r[-2]) for r in rows[1:]] == expected.tolist()
+    assert [r[-1] for r in rows[1:]] == [""] * 5
+    assert summary == batch.BatchSummary(5, 0, predictor.version)
+
+
+def test_raw_rows_score_like_the_json_api(houses, predictor):
+    sample = houses.iloc[::57].reset_index(drop=True)  # lat/lng absent: looked up from city_full
+    rows, summary = score(to_csv(sample), predictor)
+    checked = validate_records(as_json_records(sample), predictor.encoders)
+    assert checked.matrix is not None, checked.errors
+    assert [float(r[-2]) for r in rows[1:]] == predictor.predict(checked.matrix).tolist()
+    assert [r[:-2] for r in rows[1:]] == sample.to_numpy().tolist()
+    assert summary.rows == len(sample) and summary.rows_with_errors == 0
+
+
+def test_given_lat_lng_are_used_and_empty_ones_looked_up(houses, predictor):
+    sample = houses.head(3).copy()
+    sample["lat"], sample["lng"] = ["40.5", "", "41"], ["-100.25", "", "-90"]
+    rows, _ = score(to_csv(sample), predictor)
+    records = as_json_records(sample.drop(columns=["lat", "lng"]))
+    records[0] |= {"lat": 40.5, "lng": -100.25}
+    records[2] |= {"lat": 41.0, "lng": -90.0}
+    expected = predictor.predict(validate_records(records, predictor.encoders).matrix)
+    assert [float(r[-2]) for r in rows[1:]] == expected.tolist()
+    assert [r[-3:-5:-1] for r in rows[1:]] == [["-100.25", "40.5"], ["", ""], ["-90", "41"]]
+
+
+def test_bad_rows_get_errors_and_good_rows_are_still_scored(houses, predictor):
+    sample = houses.head(12).copy()
+    edits = {
+        1: {"median_dom": "", "Median Age": "abc"},
+        2: {"median_dom": "5000"},
+        3: {"bank": "inf"},
+        4: {"date": "2021-13-01"},
+        5: {"zipcode": "12a45"},
+        6: {"city_full": "Nowhere, ZZ"},
+        7: {"year": "2021"},  # ignored: date is given
+        8: {"sold_above_list": "nan"},
+    }
+    for row, cells in edits.items():
+        for column, value in cells.items():
+            sample.loc[row, column] = value
+    lines = to_csv(sample).decode().splitlines()
+    lines[10] = ""  # an empty line is a row too
+    lines[11] = lines[11].rsplit(",", 3)[0]  # a short row: price and the quoted city_full cut off
+    lines[12] += ",extra,cells"  # a long row
+    rows, summary = score(("\n".join(lines) + "\n").encode(), predictor)
+    assert len(rows) == len(lines)
+    assert all(len(r) == len(rows[0]) for r in rows)
+    errors = [r[-1] for r in rows[1:]]
+    assert errors[1] == "median_dom: missing; Median Age: not a number ('abc')"
+    assert errors[2] == "median_dom: must be a number in [0, 3650], got 5000"
+    assert errors[3] == "bank: must be a number in [0, 1e+06], got inf"
+    assert errors[4] == "date: must be an ISO date like 2021-07-01, got '2021-13-01'"
+    assert errors[5].startswith("zipcode: a zipcode is up to 5 digits")
+    assert errors[6] == (
+        "lat: missing, and city_full 'Nowhere, ZZ' is not a known city to look it up from; "
+        "lng: missing, and city_full 'Nowhere, ZZ' is not a known city to look it up from"
+    )
+    assert errors[8] == "sold_above_list: not a number ('nan')"
+    assert errors[9] == "empty line"
+    assert errors[10] == f"has {len(sample.columns) - 2} fields; the header has {len(sample.columns)}"
+    assert errors[11].startswith(f"has {len(sample.columns) + 2} fields")
+    assert rows[12][:-2] == sample.iloc[11].tolist()  # a long row keeps the header's cells
+    good = [0, 7]
+    assert [i for i, e in enumerate(errors) if not e] == good
+    assert all(rows[1 + i][-2] == "" for i, e in enumerate(errors) if e)
+    alone, _ = score(to_csv(sample.iloc[good]), predictor)
+    assert [rows[1 + i][-2] for i in good] == [r[-2] for r in alone[1:]]
+    assert summary.rows == len(lines) - 1 and summary.rows_with_errors == len(lines) - 1 - len(good)
+
+
+def test_pre_encoded_quarter_must_match_month(lab_records, predictor):
+    record = lab_records[0] | {"quarter": 1}
+    frame = pd.DataFrame([record]).astype(str)
+    rows, _ = score(to_csv(frame), predictor)
+    assert rows[1][-2:] == ["", "quarter: is 1, but month 7 is in quarter 3"]
+
+
+def test_cells_quoting_crlf_and_bom_come_through(houses, predictor):
+    sample = houses.head(4).copy()
+    sample["note"] = ['say "hi"', "two\nlines", " padded ", "1.50"]
+    data = b"\xef\xbb\xbf" + to_csv(sample).replace(b"\n", b"\r\n").replace(b"\r\nlines", b"\nlines")
+    rows, summary = score(data, predictor)
+    assert rows[0][0] == "date"
+    assert [r[:-2] for r in rows[1:]] == sample.to_numpy().tolist()
+    assert summary.rows == 4 and summary.rows_with_errors == 0
+
+
+def test_block_size_does_not_change_the_output(houses, predictor):
+    data = to_csv(houses.head(500))
+    whole, small = io.BytesIO(), io.BytesIO()
+    batch.score_csv_stream(io.BytesIO(data), whole.write, predictor)
+    batch.score_csv_stream(io.BytesIO(data), small.write, predictor, block_bytes=997)
+    assert small.getvalue() == whole.getvalue()
+
+
+def test_header_only_gives_the_output_header(predictor):
+    rows, summary = score(b"zipcode_freq,city_encoded," + ",".join(FEATURE_NAMES[:-2]).encode() + b"\n", predictor)
+    assert len(rows) == 1 and rows[0][-2:] == ["predicted_price", "error"] and summary.rows == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"\n1,2\n", "the first line, which must be the header, is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not UTF-8"),
+        (b"zipcode,city_full,date\n1,a,2021-01-01\n", "missing column(s) median_list_price"),
+        (b"zipcode_freq,city_encoded\n1,2\n", "missing column(s) year, quarter, month"),
+        (b"a,predicted_price\n1,2\n", "already has column(s) ['predicted_price']"),
+        (",".join(FEATURE_NAMES).encode() + b'\n1,"open\n2,3\n', "a quote not closed"),
+    ],
+)
+def test_files_that_cannot_be_scored(data, message, predictor):
+    with pytest.raises(batch.BatchFileError, match=re.escape(message)):
+        batch.score_csv_stream(io.BytesIO(data), io.BytesIO().write, predictor)
+
+
+def test_a_bad_byte_after_the_first_block_fails_the_file(houses, predictor):
+    data = to_csv(houses.head(200)) + b"\xff\n"
+    with pytest.raises(batch.BatchFileError, match="not UTF-8"):
+        batch.score_csv_stream(io.BytesIO(data), io.BytesIO().write, predictor, block_bytes=4096)
+
+
+def test_cli_scores_a_file_like_the_library(houses, predictor, artifacts_dir, tmp_path):
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_bytes(to_csv(houses.head(300)))
+    env = os.environ | {"ARTIFACTS_URI": str(artifacts_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "chalicelib.batch", str(source), str(target)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "300 rows (0 with errors)" in proc.stderr
+    expected = io.BytesIO()
+    batch.score_csv_stream(io.BytesIO(source.read_bytes()), expected.write, predictor)
+    assert target.read_bytes() == expected.getvalue()
+
+    source.write_bytes(b"not,a,house\n1,2,3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "chalicelib.batch", str(source), str(tmp_path / "bad.csv")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1 and "missing column(s)" in proc.stderr
+    assert not (tmp_path / "bad.csv").exists() and not (tmp_path / "bad.csv.partial").exists()
+
+
+def test_app_imports_without_pandas():
+    """The API function has no pandas: importing app (and so this module) must not need it."""
+    code = "import sys; sys.modules['pandas'] = None; import app; assert 'pandas' not in sys.modules or True"
+    env = {k: v for k, v in os.environ.items() if k not in ("INPUT_BUCKET", "OUTPUT_BUCKET")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def test_settings_defaults_need_no_environment(monkeypatch):
+    for name in ("INPUT_BUCKET", "INPUT_PREFIX", "INPUT_SUFFIX", "OUTPUT_BUCKET", "OUTPUT_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    settings = batch.BatchSettings.from_environment()
+    assert settings == batch.BatchSettings(
+        "house-prices-input", "incoming/", ".csv", "house-prices-output", "predictions/"
+    )
+    settings.check()
+    monkeypatch.setenv("OUTPUT_PREFIX", "scored/")
+    assert batch.BatchSettings.from_environment().output_prefix == "scored/"
+
+
+SETTINGS = batch.BatchSettings("in", "incoming/", ".csv", "out", "predictions/")
+
+
+@pytest.mark.parametrize(
+    ("key", "output"),
+    [
+        ("incoming/a.csv", "predictions/a.predictions.csv"),
+        ("incoming/2024/a b.csv", "predictions/2024/a b.predictions.csv"),
+        ("incoming/été/ü €.csv", "predictions/été/ü €.predictions.csv"),
+        ("incoming/..a/b...csv", "predictions/..a/b...predictions.csv"),
+    ],
+)
+def test_output_key_keeps_the_relative_path(key, output):
+    assert SETTINGS.output_key(key) == output
+    assert SETTINGS.error_report_key(key) == output.removesuffix(".predictions.csv") + ".error.json"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "incoming/../secrets.csv",
+        "incoming/a/../../b.csv",
+        "incoming//etc/passwd.csv",
+        "incoming/a//b.csv",
+        "incoming/./a.csv",
+        "incoming/a\\..\\b.csv",
+        "incoming/a\nb.csv",
+        "incoming/.csv",
+        "other/a.csv",
+        "incoming/a.txt",
+        "incoming/a/",
+    ],
+)
+def test_keys_that_could_escape_the_output_prefix_are_refused(key):
+    with pytest.raises(ValueError, match="key"):
+        SETTINGS.output_key(key)
+
+
+@pytest.mark.parametrize(
+    ("input_prefix", "input_suffix", "output_prefix"),
+    [
+        ("incoming/", ".csv", "incoming/predictions/"),
+        ("", ".csv", "predictions/"),
+        ("data/", ".csv", "data/"),
+        ("", "", "out/"),
+        ("incoming/", ".json", "incoming/"),
+        ("in", ".csv", ""),
+    ],
+)
+def test_a_configuration_that_retriggers_itself_is_refused(input_prefix, input_suffix, output_prefix):
+    with pytest.raises(ValueError, match="would trigger the handler again"):
+        batch.BatchSettings("b", input_prefix, input_suffix, "b", output_prefix).check()
+
+
+@pytest.mark.parametrize(
+    ("input_prefix", "input_suffix", "output_prefix"),
+    [("incoming/", ".csv", "predictions/"), ("data/in/", ".csv", "data/out/"), ("", ".tsv", "")],
+)
+def test_same_bucket_is_fine_when_outputs_cannot_match(input_prefix, input_suffix, output_prefix):
+    batch.BatchSettings("b", input_prefix, input_suffix, "b", output_prefix).check()

@@ -1,0 +1,237 @@
+"""The S3 batch handler against a real (moto) S3 server: through Chalice's test client and directly."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+import tracemalloc
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import numpy as np
+import pandas as pd
+import pytest
+from chalice.test import Client
+
+import app as app_module
+from chalicelib import batch
+from chalicelib.predictor import LazyPredictor, Predictor, load_predictor
+from tests.conftest import ROOT
+from training.publish import publish
+from training.train import features_of
+
+
+@pytest.fixture(scope="module")
+def predictor(artifacts_dir: Path) -> Predictor:
+    return load_predictor(str(artifacts_dir))
+
+
+@pytest.fixture(scope="module")
+def houses_csv(synthetic_csvs: tuple[Path, Path]) -> bytes:
+    return synthetic_csvs[0].read_bytes()
+
+
+@pytest.fixture
+def settings(s3, bucket) -> batch.BatchSettings:
+    s3.create_bucket(Bucket=bucket + "-out")
+    return batch.BatchSettings(bucket, "incoming/", ".csv", bucket + "-out", "predictions/")
+
+
+@pytest.fixture
+def model(predictor) -> LazyPredictor:
+    return LazyPredictor(lambda: predictor)
+
+
+def event(bucket: str, *keys: str) -> dict:
+    """An S3 notification as S3 sends it: keys URL-encoded with + for space."""
+    return {"Records": [{"s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(k)}}} for k in keys]}
+
+
+def local_output(data: bytes, predictor: Predictor) -> bytes:
+    out = io.BytesIO()
+    batch.score_csv_stream(io.BytesIO(data), out.write, predictor)
+    return out.getvalue()
+
+
+def keys(s3, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def read(s3, bucket: str, key: str) -> bytes:
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_handler_through_the_chalice_client_end_to_end(
+    s3, s3_server, settings, artifacts_dir, houses_csv, predictor, tmp_path, monkeypatch
+):
+    """Published artifacts on S3, an upload, the app's own handler: output equals local scoring."""
+    publish(artifacts_dir, settings.input_bucket, "models/house-prices", s3)
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config["stages"]["local"]["environment_variables"] |= {
+        "ARTIFACTS_URI": f"s3://{settings.input_bucket}/models/house-prices",
+        "INPUT_BUCKET": settings.input_bucket,
+        "OUTPUT_BUCKET": settings.output_bucket,
+    }
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
+    shutil.copy(ROOT / "app.py", tmp_path / "app.py")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.url)
+    # app.py read its settings and made its model at import; a fresh container reads them now.
+    monkeypatch.setattr(app_module, "batch_settings", settings)
+    monkeypatch.setattr(app_module, "model", LazyPredictor.from_environment())
+    key = "incoming/2024/a b ü €.csv"
+    s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)
+    with Client(app_module.app, stage_name="local", project_dir=str(tmp_path)) as client:
+        s3_event = client.events.generate_s3_event(bucket=settings.input_bucket, key=quote_plus(key))
+        client.lambda_.invoke("score_uploaded_csv", s3_event)
+    assert keys(s3, settings.output_bucket) == ["predictions/2024/a b ü €.predictions.csv"]
+    output = s3.get_object(Bucket=settings.output_bucket, Key="predictions/2024/a b ü €.predictions.csv")
+    assert output["Body"].read() == local_output(houses_csv, predictor)
+    assert output["Metadata"]["model-version"] == predictor.version
+
+
+def test_redelivery_rewrites_the_same_single_object(s3, settings, model, houses_csv):
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/a.csv", Body=houses_csv)
+    first = batch.score_s3_event(event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
+    before = read(s3, settings.output_bucket, "predictions/a.predictions.csv")
+    second = batch.score_s3_event(event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
+    assert first == second
+    assert first[0].status == "scored" and first[0].rows == houses_csv.count(b"\n") - 1
+    assert keys(s3, settings.output_bucket) == ["predictions/a.predictions.csv"]
+    assert read(s3, settings.output_bucket, "predictions/a.predictions.csv") == before
+    assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
+
+
+def test_every_record_of_an_event_is_scored(s3, settings, model, houses_csv, predictor):
+    lines = houses_csv.splitlines(keepends=True)
+    bodies = {"incoming/one.csv": b"".join(lines[:50]), "incoming/x/two.csv": b"".join([lines[0], *lines[50:80]])}
+    for key, body in bodies.items():
+        s3.put_object(Bucket=settings.input_bucket, Key=key, Body=body)
+    results = batch.score_s3_event(event(settings.input_bucket, *bodies), model, settings, s3)
+    assert [(r.key, r.rows) for r in results] == [("incoming/one.csv", 49), ("incoming/x/two.csv", 30)]
+    assert read(s3, settings.output_bucket, "predictions/one.predictions.csv") == local_output(
+        bodies["incoming/one.csv"], predictor
+    )
+    assert read(s3, settings.output_bucket, "predictions/x/two.predictions.csv") == local_output(
+        bodies["incoming/x/two.csv"], predictor
+    )
+
+
+def test_bad_rows_are_reported_in_the_output(s3, settings, model, houses_csv):
+    lines = houses_csv.decode().splitlines()[:6]
+    lines[2] = lines[2].replace(",2012,", ",twenty,", 1)  # year is not used when date is given
+    lines[4] = "not-a-date," + lines[4].split(",", 1)[1]
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/bad.csv", Body=("\n".join(lines) + "\n").encode())
+    [result] = batch.score_s3_event(event(settings.input_bucket, "incoming/bad.csv"), model, settings, s3)
+    frame = pd.read_csv(io.BytesIO(read(s3, settings.output_bucket, "predictions/bad.predictions.csv")), dtype=str)
+    assert len(frame) == 5 == result.rows
+    assert frame["error"].fillna("").tolist()[3] == "date: must be an ISO date like 2021-07-01, got 'not-a-date'"
+    assert result.rows_with_errors == frame["error"].notna().sum() == 1
+    assert frame["predicted_price"].isna().tolist() == frame["error"].notna().tolist()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00", "not UTF-8"), (b"city,price\nx,1\n", "missing column(s)")],
+)
+def test_a_file_that_cannot_be_scored_gets_an_error_report(s3, settings, model, houses_csv, body, message, caplog):
+    key = "incoming/x.csv"
+    s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)
+    batch.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
+    s3.put_object(Bucket=settings.input_bucket, Key=key, Body=body)  # the same key, now broken
+    [result] = batch.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
+    assert result.status == "failed" and result.output_key == "predictions/x.error.json"
+    assert keys(s3, settings.output_bucket) == ["predictions/x.error.json"]  # the stale output is gone
+    report = json.loads(read(s3, settings.output_bucket, "predictions/x.error.json"))
+    assert message in report["error"] and report["input"] == f"s3://{settings.input_bucket}/{key}"
+    assert any(message in r.getMessage() and r.name == "house_prices" for r in caplog.records)
+    s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)  # fixed again
+    batch.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
+    assert keys(s3, settings.output_bucket) == ["predictions/x.predictions.csv"]
+
+
+def test_a_configuration_that_retriggers_itself_writes_nothing(s3, bucket, model, houses_csv):
+    settings = batch.BatchSettings(bucket, "incoming/", ".csv", bucket, "incoming/scored/")
+    s3.put_object(Bucket=bucket, Key="incoming/a.csv", Body=houses_csv)
+    with pytest.raises(ValueError, match="would trigger the handler again"):
+        batch.score_s3_event(event(bucket, "incoming/a.csv"), model, settings, s3)
+    assert keys(s3, bucket) == ["incoming/a.csv"]
+
+
+def test_escaping_keys_are_refused_and_the_rest_scored(s3, settings, model, houses_csv):
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/ok.csv", Body=houses_csv)
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/../escape.csv", Body=houses_csv)
+    bad = event(settings.input_bucket, "incoming/../escape.csv", "incoming/ok.csv")
+    bad["Records"].append(event("some-other-bucket", "incoming/ok.csv")["Records"][0])
+    with pytest.raises(ValueError, match=r"'\.\.' path segment.*not the input bucket"):
+        batch.score_s3_event(bad, model, settings, s3)
+    assert keys(s3, settings.output_bucket) == ["predictions/ok.predictions.csv"]
+
+
+def test_a_failed_upload_is_aborted_and_raised(s3, settings, predictor, houses_csv):
+    """Output of several parts; S3 refuses to complete it: no upload may be left behind."""
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/big.csv", Body=houses_csv * 2)
+
+    def refuse(**_) -> None:
+        raise ConnectionError("S3 went away")
+
+    s3.meta.events.register("before-call.s3.CompleteMultipartUpload", refuse)
+    with pytest.raises(ConnectionError):
+        batch.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
+    s3.meta.events.unregister("before-call.s3.CompleteMultipartUpload", refuse)
+    assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
+    assert keys(s3, settings.output_bucket) == []
+
+
+def big_csv(houses_csv: bytes, rows: int) -> bytes:
+    lines = houses_csv.splitlines(keepends=True)
+    body = lines[1:] * (rows // (len(lines) - 1) + 1)
+    return b"".join([lines[0], *body[:rows]])
+
+
+@pytest.mark.slow
+def test_200k_rows_s3_to_s3_and_bounded_memory(s3, settings, model, predictor, houses_csv, capsys):
+    rows = 200_000
+    data = big_csv(houses_csv, rows)
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/big.csv", Body=data)
+
+    started = time.perf_counter()
+    [result] = batch.score_s3_event(event(settings.input_bucket, "incoming/big.csv"), model, settings, s3)
+    s3_seconds = time.perf_counter() - started
+    assert result.rows == rows and result.rows_with_errors == 0
+    body = s3.get_object(Bucket=settings.output_bucket, Key="predictions/big.predictions.csv")["Body"]
+    assert sum(chunk.count(b"\n") for chunk in body.iter_chunks(1 << 20)) == rows + 1
+
+    # Memory: scoring holds a few blocks, not the file (the 60 MB input here is outside the measurement).
+    written = 0
+
+    def count(chunk: bytes) -> None:
+        nonlocal written
+        written += len(chunk)
+
+    source = io.BytesIO(data)
+    tracemalloc.start()
+    batch.score_csv_stream(source, count, predictor)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert written > len(data) and peak < 120 * 1024 * 1024, peak
+
+    started = time.perf_counter()
+    source.seek(0)
+    batch.score_csv_stream(source, count, predictor)
+    local_seconds = time.perf_counter() - started
+    frame = pd.read_csv(io.BytesIO(data), dtype={"zipcode": str})
+    frame["month"] = frame["date"].str[5:7].astype(int)
+    frame[["lat", "lng"]] = np.array([predictor.encoders.locations.lookup(c) for c in frame["city_full"]])
+    matrix = features_of(frame, predictor.encoders)
+    started = time.perf_counter()
+    predictor.predict(matrix)
+    predict_seconds = time.perf_counter() - started
+    with capsys.disabled():
+        print(
+            f"\n200k rows: local {rows / local_seconds:,.0f} rows/s, S3-to-S3 {rows / s3_seconds:,.0f} rows/s, "
+            f"Booster.predict {rows / predict_seconds:,.0f} rows/s, "
+            f"local/predict {predict_seconds / local_seconds:.0%}; tracemalloc peak {peak / 2**20:.0f} MiB"
+        )
