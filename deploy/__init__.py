@@ -1,0 +1,1 @@
+"""Deployment tooling: layers, IAM policies, layer publishing (kept out of chalicelib: never deployed)."""

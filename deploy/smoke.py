@@ -1,0 +1,592 @@
+"""Run the built layers the way Lambda will, before anything is deployed.
+
+Why: a layer that imports in the dev venv can still fail on Lambda (a missing libgomp,
+a package found only in site-packages, bytecode Python can't use on read-only /opt).
+This lays out TMP/opt (layers), TMP/var/task (function zip) and TMP/var/runtime (the
+runtime's boto3 & co.), then runs a bare `python3.12 -I -S` with Lambda's environment
+and sys.path only. No venv site-packages are visible to it.
+
+Usage: python -m deploy.smoke [--layers build/layers] [--app-dir .] [--function-zip ZIP]
+                              [--records FILE] [--artifacts DIR] [--require-app]
+
+The same file is also the child's entry point (`smoke.py --inner MODE ...`): it then
+imports only the standard library before it sets sys.path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LAYERS = REPO_ROOT / "build" / "layers"
+DEFAULT_RECORDS = REPO_ROOT.parent / "shared" / "fixtures" / "lab_sample_records.jsonl"
+DEFAULT_ARTIFACTS = REPO_ROOT / "artifacts"
+RESULT_PREFIX = "SMOKE_RESULT "
+
+# Lambda's LD_LIBRARY_PATH; /var/... and /opt/... are rebased into the sandbox.
+LAMBDA_LD_LIBRARY_PATH = (
+    "/var/lang/lib",
+    "/lib64",
+    "/usr/lib64",
+    "/var/runtime",
+    "/var/runtime/lib",
+    "/var/task",
+    "/var/task/lib",
+    "/opt/lib",
+)
+# What the python3.12 runtime itself provides (boto3 and its dependencies); copied from
+# this venv into TMP/var/runtime. Deliberately nothing else: numpy & co. must come from
+# the layers.
+RUNTIME_PACKAGES = (
+    "boto3",
+    "botocore",
+    "jmespath",
+    "s3transfer",
+    "urllib3",
+    "dateutil",
+    "six",
+)
+# Host-specific OpenBLAS settings that keep old OpenBLAS builds from crashing on some
+# processors here; passed through unchanged, never set by us.
+PASSTHROUGH_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
+
+
+# ======================================================================================
+# Child side: runs inside the sandbox, standard library only until sys.path is set.
+# ======================================================================================
+
+
+def _inner_setup(sandbox: Path) -> tuple[list[str], list[str]]:
+    """Set Lambda's sys.path and record every source compile under /opt.
+
+    A "compile" audit event fires when importlib compiles source, i.e. when a pyc is
+    missing or unusable: under /opt that must never happen.
+    """
+    opt = str(sandbox / "opt")
+    compiled: list[str] = []
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "compile" and len(args) > 1 and str(args[1]).startswith(opt):
+            compiled.append(str(args[1]))
+
+    sys.addaudithook(hook)
+    stdlib = [p for p in sys.path if p and "site-packages" not in p]
+    sys.path[:] = [
+        str(sandbox / "var" / "task"),
+        str(sandbox / "opt" / "python" / "lib" / "python3.12" / "site-packages"),
+        str(sandbox / "opt" / "python"),
+        *stdlib,
+        str(sandbox / "var" / "runtime"),
+    ]
+    return compiled, stdlib
+
+
+def _check_isolation(sandbox: Path, stdlib: list[str]) -> None:
+    """Every loaded module comes from the sandbox or the standard library."""
+    allowed = (str(sandbox), *stdlib)
+    for name, module in list(sys.modules.items()):
+        if name == "__main__":  # this very script
+            continue
+        path = getattr(module, "__file__", None)
+        if path and not path.startswith(allowed):
+            raise AssertionError(f"module {name} loaded from outside the sandbox: {path}")
+
+
+def _loaded_libgomp() -> list[str]:
+    """Paths of every libgomp mapped into this process."""
+    with open("/proc/self/maps") as maps:
+        return sorted({line.split()[-1] for line in maps if "libgomp" in line})
+
+
+def _check_libgomp(sandbox: Path) -> list[str]:
+    """lib_lightgbm.so must have got the layer's libgomp, not the build host's."""
+    gomp = _loaded_libgomp()
+    expected = str(sandbox / "opt" / "lib")
+    if not gomp or any(not p.startswith(expected) for p in gomp):
+        raise AssertionError(f"libgomp not loaded from {expected}: {gomp}")
+    return gomp
+
+
+def _check_no_pandas() -> None:
+    import importlib.util
+
+    if "pandas" in sys.modules or importlib.util.find_spec("pandas") is not None:
+        raise AssertionError("pandas is importable/imported in a model-layer-only function")
+    if "sklearn" in sys.modules or importlib.util.find_spec("sklearn") is not None:
+        raise AssertionError("scikit-learn is importable in a model-layer-only function")
+
+
+class _Context:
+    """The attributes of Lambda's context object that handlers read."""
+
+    function_name = "house-prices-dev"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:house-prices-dev"
+    memory_limit_in_mb = 1024
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    log_group_name = "/aws/lambda/house-prices-dev"
+    log_stream_name = "smoke"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def _api_event(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """API Gateway REST proxy event for POST /predict_price."""
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    return {
+        "resource": "/predict_price",
+        "path": "/predict_price",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/predict_price",
+            "httpMethod": "POST",
+            "path": "/api/predict_price",
+            "stage": "api",
+            "requestId": "smoke-request",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "deploy.smoke"},
+        },
+        "body": json.dumps({"records": records}),
+        "isBase64Encoded": False,
+    }
+
+
+def _inner_layer(sandbox: Path) -> dict[str, Any]:
+    """Model layer alone: import, train 200 random rows, predict (numpy and CSR)."""
+    t0 = time.perf_counter()
+    import lightgbm
+    import numpy as np
+
+    t_import = time.perf_counter() - t0
+    import scipy.sparse
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = 2 * x[:, 0] + rng.normal(size=200)
+    params = {"verbose": -1, "num_threads": 1, "min_data_in_leaf": 5}
+    booster = lightgbm.train(params, lightgbm.Dataset(x, y), num_boost_round=20)
+    reloaded = lightgbm.Booster(model_str=booster.model_to_string())
+    dense = reloaded.predict(x[:5], num_threads=1)
+    sparse = reloaded.predict(scipy.sparse.csr_matrix(x[:5]), num_threads=1)
+    if not np.allclose(dense, sparse) or dense.shape != (5,):
+        raise AssertionError(f"dense/sparse predictions differ: {dense} {sparse}")
+    _check_no_pandas()
+    return {
+        "lightgbm_import_s": t_import,
+        "total_s": time.perf_counter() - t0,
+        "predictions": [float(v) for v in dense],
+        "libgomp": _check_libgomp(sandbox),
+        "scipy_modules": sorted(m for m in sys.modules if m.startswith("scipy.") and m.count(".") == 1),
+    }
+
+
+def _inner_import_lightgbm(sandbox: Path) -> dict[str, Any]:
+    """Just the cold import, for the bytecode comparison."""
+    t0 = time.perf_counter()
+    import lightgbm  # noqa: F401
+
+    return {"lightgbm_import_s": time.perf_counter() - t0}
+
+
+def _inner_api(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """api_handler: import app, answer POST /predict_price, never load pandas."""
+    t0 = time.perf_counter()
+    import app as app_module
+
+    t_import = time.perf_counter() - t0
+    response = app_module.app(_api_event(records), _Context())
+    t_first = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    app_module.app(_api_event(records), _Context())
+    t_warm = time.perf_counter() - t1
+    status = response.get("statusCode")
+    body = json.loads(response.get("body") or "null")
+    if status != 200:
+        raise AssertionError(f"status {status}: {body}")
+    predictions = body.get("predictions") if isinstance(body, dict) else None
+    if not isinstance(predictions, list) or len(predictions) != len(records):
+        raise AssertionError(f"expected {len(records)} predictions in body['predictions']: {body}")
+    _check_no_pandas()
+    result: dict[str, Any] = {
+        "import_s": t_import,
+        "cold_start_s": t_first,
+        "warm_s": t_warm,
+        "status": status,
+        "predictions": predictions,
+    }
+    if "lightgbm" in sys.modules:
+        result["libgomp"] = _check_libgomp(sandbox)
+    return result
+
+
+def _inner_batch(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """score_uploaded_csv: both layers; pandas, chalicelib.batch and botocore import."""
+    import importlib
+    import importlib.util
+    import io
+
+    t0 = time.perf_counter()
+    import app  # noqa: F401
+
+    t_app = time.perf_counter() - t0
+    notes: list[str] = []
+    if importlib.util.find_spec("chalicelib.batch") is not None:
+        importlib.import_module("chalicelib.batch")
+    else:
+        notes.append("chalicelib.batch does not exist: only pandas checked")
+    t_batch = time.perf_counter() - t0
+    import botocore.session
+    import dateutil
+    import numpy
+    import pandas
+
+    opt = str(sandbox / "opt" / "python")
+    for module in (pandas, numpy, dateutil):
+        if not str(module.__file__).startswith(opt):
+            raise AssertionError(f"{module.__name__} not from the layers: {module.__file__}")
+    botocore.session.get_session().get_config_variable("region")  # layer dateutil vs botocore
+    csv = pandas.DataFrame.from_records(records).to_csv(index=False)
+    frame = pandas.read_csv(io.StringIO(csv))
+    if frame.shape[0] != len(records):
+        raise AssertionError(f"pandas round trip lost rows: {frame.shape}")
+    return {
+        "import_app_s": t_app,
+        "import_app_and_batch_s": t_batch,
+        "pandas": pandas.__version__,
+        "numpy": numpy.__version__,
+        "frame_shape": list(frame.shape),
+        "notes": notes,
+    }
+
+
+def inner_main(argv: list[str]) -> int:
+    """Child entry point: `smoke.py --inner MODE SANDBOX [RECORDS]`."""
+    mode, sandbox = argv[0], Path(argv[1])
+    compiled, stdlib = _inner_setup(sandbox)
+    records: list[dict[str, Any]] = []
+    if len(argv) > 2:
+        with open(argv[2]) as fh:
+            records = [json.loads(line) for line in fh if line.strip()]
+    if mode == "layer":
+        result = _inner_layer(sandbox)
+    elif mode == "import-lightgbm":
+        result = _inner_import_lightgbm(sandbox)
+    elif mode == "api":
+        result = _inner_api(sandbox, records)
+    elif mode == "batch":
+        result = _inner_batch(sandbox, records)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    _check_isolation(sandbox, stdlib)
+    result["compiled_under_opt"] = len(compiled)
+    result["compiled_examples"] = compiled[:3]
+    result["sys_path"] = sys.path
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+# ======================================================================================
+# Parent side.
+# ======================================================================================
+
+
+def log(message: str) -> None:
+    print(f"[smoke] {message}", file=sys.stderr, flush=True)
+
+
+def base_python() -> str:
+    """The interpreter behind this venv: no site-packages of ours can leak in."""
+    return str(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def layer_machine(model_zip: Path) -> str:
+    """The ELF machine lib_lightgbm.so was built for (the zip's own bytes, no tools)."""
+    with zipfile.ZipFile(model_zip) as zf:
+        header = zf.read("python/lightgbm/lib/lib_lightgbm.so")[:20]
+    return ELF_MACHINES.get(int.from_bytes(header[18:20], "little"), "unknown")
+
+
+def extract(zip_path: Path, dest: Path) -> None:
+    """Unzip keeping the modes Lambda keeps (zipfile drops them)."""
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            target = Path(zf.extract(info, dest))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                target.chmod(mode)
+
+
+def copy_runtime(dest: Path) -> None:
+    """Mimic the runtime's own boto3 & co. in TMP/var/runtime (copies, with pycs)."""
+    import importlib.util
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise SystemExit(f"{name} is not installed in this venv; the runtime stand-in needs it")
+        origin = Path(spec.origin)
+        if spec.submodule_search_locations:
+            shutil.copytree(origin.parent, dest / name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(origin, dest / origin.name)
+
+
+def make_sandbox(
+    root: Path,
+    layer_zips: list[Path],
+    function_zip: Path | None,
+    runtime: Path | None,
+    with_pycache: bool = True,
+) -> Path:
+    """TMP/opt from the layers, TMP/var/task from the function zip, TMP/var/runtime.
+
+    The runtime copy is made once per smoke run and linked into each sandbox.
+    """
+    if root.exists():
+        shutil.rmtree(root)
+    for layer in layer_zips:
+        extract(layer, root / "opt")
+    (root / "var" / "task").mkdir(parents=True)
+    if function_zip is not None:
+        extract(function_zip, root / "var" / "task")
+    if runtime is not None:
+        (root / "var" / "runtime").symlink_to(runtime, target_is_directory=True)
+    else:
+        (root / "var" / "runtime").mkdir()
+    if not with_pycache:
+        for cache in sorted((root / "opt").rglob("__pycache__"), reverse=True):
+            shutil.rmtree(cache)
+    return root
+
+
+def lambda_env(sandbox: Path, function_name: str, artifacts: str) -> dict[str, str]:
+    """A cleared environment holding only what Lambda sets (plus our app's settings)."""
+
+    def rebase(path: str) -> str:
+        return str(sandbox) + path if path.startswith(("/var", "/opt")) else path
+
+    env = {
+        "LD_LIBRARY_PATH": ":".join(rebase(p) for p in LAMBDA_LD_LIBRARY_PATH),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        "LAMBDA_TASK_ROOT": str(sandbox / "var" / "task"),
+        "LAMBDA_RUNTIME_DIR": str(sandbox / "var" / "runtime"),
+        "PYTHONPATH": str(sandbox / "var" / "runtime"),  # set by Lambda; -I ignores it
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "ARTIFACTS_URI": artifacts,
+        "MODEL_VERSION": "LATEST",
+    }
+    env.update({k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ})
+    return env
+
+
+def run_inner(
+    python: str,
+    sandbox: Path,
+    mode: str,
+    env: dict[str, str],
+    records: Path | None = None,
+    no_write_bytecode: bool = False,
+) -> dict[str, Any]:
+    """Run one child; its assertions fail the smoke test with their output."""
+    cmd = [
+        python,
+        "-I",
+        "-S",
+        *(["-B"] if no_write_bytecode else []),
+        str(Path(__file__).resolve()),
+    ]
+    cmd += ["--inner", mode, str(sandbox), *([str(records)] if records else [])]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=sandbox)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(
+            f"SMOKE FAILED in {mode} (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    if mode != "import-lightgbm" and result["compiled_under_opt"]:
+        raise SystemExit(f"SMOKE FAILED in {mode}: source compiled under /opt: {result['compiled_examples']}")
+    return result
+
+
+def measure_bytecode(python: str, work: Path, model_zip: Path, repeats: int) -> dict[str, float]:
+    """Cold `import lightgbm` from the layer with and without its __pycache__.
+
+    -B stands in for read-only /opt (root ignores file modes): nothing gets written, so
+    every run is cold.
+    """
+    medians: dict[str, float] = {}
+    for label, with_pycache in (("with_pycache", True), ("without_pycache", False)):
+        sandbox = make_sandbox(work / label, [model_zip], None, None, with_pycache=with_pycache)
+        env = lambda_env(sandbox, "bytecode-check", "unused")
+        times = []
+        for _ in range(repeats):
+            result = run_inner(python, sandbox, "import-lightgbm", env, no_write_bytecode=True)
+            times.append(result["lightgbm_import_s"])
+            compiled = result["compiled_under_opt"]
+            if with_pycache and compiled:
+                raise SystemExit(f"SMOKE FAILED: layer bytecode not used: {result['compiled_examples']}")
+            if not with_pycache and not compiled:
+                raise SystemExit("SMOKE FAILED: the compile audit hook saw nothing without pycs")
+        medians[label] = statistics.median(times)
+        shutil.rmtree(sandbox)
+    if medians["with_pycache"] >= medians["without_pycache"]:
+        raise SystemExit(f"SMOKE FAILED: bytecode gives no speed-up: {medians}")
+    return medians
+
+
+def resolve_function_zip(args: argparse.Namespace, work: Path) -> Path | None:
+    """--function-zip as given, else a fresh zip of --app-dir, else None (no app yet)."""
+    if args.function_zip:
+        return Path(args.function_zip).resolve()
+    from deploy.layers import build_function_zip
+
+    return build_function_zip(Path(args.app_dir).resolve(), work / "function.zip")
+
+
+def smoke(args: argparse.Namespace) -> dict[str, Any]:
+    """All smoke phases; raises SystemExit with a clear message on any failure."""
+    layers = Path(args.layers).resolve()
+    model_zip, pandas_zip = layers / "model-layer.zip", layers / "pandas-layer.zip"
+    for zip_path in (model_zip, pandas_zip):
+        if not zip_path.is_file():
+            raise SystemExit(f"{zip_path} missing: run python -m deploy.layers first")
+    machine = layer_machine(model_zip)
+    if machine != platform.machine():
+        raise SystemExit(f"layers are for {machine}; this host is {platform.machine()}: cannot run them here")
+    python = args.python or base_python()
+    report: dict[str, Any] = {"python": python}
+    with tempfile.TemporaryDirectory(prefix="house-prices-smoke-") as tmp:
+        work = Path(tmp)
+        log("model layer alone: import lightgbm, train 200 rows, predict")
+        runtime = work / "runtime"
+        copy_runtime(runtime)
+        sandbox = make_sandbox(work / "layer", [model_zip], None, runtime)
+        report["layer"] = run_inner(python, sandbox, "layer", lambda_env(sandbox, "layer", "unused"))
+        shutil.rmtree(sandbox)
+
+        if args.bytecode_repeats > 0:
+            log("cold import of lightgbm with and without the layer's bytecode")
+            report["bytecode"] = measure_bytecode(python, work, model_zip, args.bytecode_repeats)
+
+        function_zip = resolve_function_zip(args, work)
+        if function_zip is None:
+            if args.require_app:
+                raise SystemExit("SMOKE FAILED: no app.py and no --function-zip, but --require-app")
+            report["app"] = "skipped: app.py does not exist yet"
+            return report
+        artifacts = args.artifacts
+        if not artifacts.startswith("s3://"):
+            artifacts = str(Path(artifacts).resolve())
+            if not Path(artifacts).is_dir():
+                raise SystemExit(f"SMOKE FAILED: artifacts folder {artifacts} missing (train a model first)")
+        records = Path(args.records).resolve()
+
+        log("api_handler: function zip + model layer, POST /predict_price")
+        sandbox = make_sandbox(work / "api", [model_zip], function_zip, runtime)
+        env = lambda_env(sandbox, "api_handler", artifacts)
+        report["api"] = run_inner(python, sandbox, "api", env, records)
+        shutil.rmtree(sandbox)
+
+        log("score_uploaded_csv: function zip + model layer + pandas layer")
+        sandbox = make_sandbox(work / "batch", [model_zip, pandas_zip], function_zip, runtime)
+        env = lambda_env(sandbox, "score_uploaded_csv", artifacts)
+        report["batch"] = run_inner(python, sandbox, "batch", env, records)
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """Human-readable summary on stdout."""
+    layer = report["layer"]
+    print(f"interpreter: {report['python']} (-I -S, Lambda sys.path and environment)")
+    print(f"sys.path: {layer['sys_path']}")
+    print(
+        f"model layer: import lightgbm {layer['lightgbm_import_s']:.3f} s, import+train+predict "
+        f"{layer['total_s']:.3f} s, libgomp {layer['libgomp']}"
+    )
+    print(f"  scipy subpackages loaded: {layer['scipy_modules']}")
+    if "bytecode" in report:
+        b = report["bytecode"]
+        print(
+            f"cold import lightgbm (median): with layer pycs {b['with_pycache']:.3f} s, "
+            f"without {b['without_pycache']:.3f} s"
+        )
+    if isinstance(report.get("app"), str):
+        print(f"app: {report['app']}")
+        return
+    api = report["api"]
+    print(
+        f"api_handler: import app {api['import_s']:.3f} s, cold start (import + first response) "
+        f"{api['cold_start_s']:.3f} s, warm {api['warm_s'] * 1000:.1f} ms, status {api['status']}"
+    )
+    print(f"  predictions: {api['predictions']}")
+    batch = report["batch"]
+    print(
+        f"score_uploaded_csv: import app {batch['import_app_s']:.3f} s, + chalicelib.batch "
+        f"{batch['import_app_and_batch_s']:.3f} s, pandas {batch['pandas']}, numpy {batch['numpy']}"
+    )
+    for note in batch["notes"]:
+        print(f"  note: {note}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m deploy.smoke", description=__doc__.split("\n")[0])
+    parser.add_argument("--layers", default=str(DEFAULT_LAYERS))
+    parser.add_argument("--app-dir", default=str(REPO_ROOT), help="holds app.py and chalicelib/")
+    parser.add_argument("--function-zip", help="use this zip (e.g. chalice's deployment.zip)")
+    parser.add_argument("--records", default=str(DEFAULT_RECORDS))
+    parser.add_argument(
+        "--artifacts",
+        default=str(DEFAULT_ARTIFACTS),
+        help="folder or s3://bucket/prefix",
+    )
+    parser.add_argument("--python", help="Python 3.12 interpreter (default: this venv's base)")
+    parser.add_argument("--bytecode-repeats", type=int, default=3, help="0 skips the comparison")
+    parser.add_argument(
+        "--require-app",
+        action="store_true",
+        help="fail instead of skipping without app.py",
+    )
+    parser.add_argument("--json", action="store_true", help="print the raw report as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = smoke(args)
+    print(json.dumps(report, indent=2) if args.json else "", end="")
+    print_report(report)
+    print("SMOKE OK")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--inner":
+        sys.exit(inner_main(sys.argv[2:]))
+    sys.exit(main())
