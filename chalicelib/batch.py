@@ -218,6 +218,10 @@ class _Layout:
             raise BatchFileError(f"the header is not a CSV row: {exc}") from None
         if not any(n.strip() for n in names):
             raise BatchFileError("the first line, which must be the header, is empty")
+        if len(names) == 1:
+            other = next((d for d in (";", "\t", "|") if d in names[0]), None)
+            if other:
+                raise BatchFileError(f"the header is one column holding {other!r}: the file must be comma-separated")
         clash = [n for n in (PREDICTION_COLUMN, ERROR_COLUMN) if n in names]
         if clash:
             raise BatchFileError(f"the input already has column(s) {clash}: is it an output file?")
@@ -345,7 +349,13 @@ def _score_block(records: list[bytes], layout: _Layout, predictor: Predictor) ->
         except UnicodeDecodeError as exc:
             raise BatchFileError(f"not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
     counts = _field_counts(data, n)
-    cells = _Cells(data, n, max(layout.width, int(counts.max())), layout)
+    misfits = np.flatnonzero(counts != layout.width).tolist()
+    if misfits:
+        # Padded or cut before parsing, so columns line up in the parse and in the output.
+        for row in misfits:
+            records[row] = _fit_width(records[row], int(counts[row]), layout.width)
+        data = b"\n".join(records) + b"\n"
+    cells = _Cells(data, n, layout.width, layout)
     problems = _Problems()
     matrix = np.full((n, len(FEATURE_NAMES)), np.nan)
     numeric = FEATURE_NAMES if layout.encoded else _GIVEN_NAMES
@@ -360,12 +370,15 @@ def _score_block(records: list[bytes], layout: _Layout, predictor: Predictor) ->
     if layout.encoded:
         _check_quarters(matrix, layout.positions["quarter"], problems)
     errors = problems.by_row()
-    for row in np.flatnonzero(counts != layout.width).tolist():
+    for row in misfits:
         fields = int(counts[row])
-        errors[row] = f"has {fields} fields; the header has {layout.width}" if records[row] else "empty line"
+        errors[row] = (
+            f"has {fields} fields; the header has {layout.width}"
+            if fields > 1 or records[row].strip(b",")
+            else "empty line"
+        )
         if fields > layout.width:
             errors[row] += f" (cells after the {layout.width}th are left out here)"
-        records[row] = _fit_width(records[row], fields, layout.width)
     scored = np.ones(n, dtype=bool)
     scored[list(errors)] = False
     predicted = [""] * n

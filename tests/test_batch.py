@@ -166,12 +166,27 @@ def test_header_only_gives_the_output_header(predictor):
         (b"zipcode,city_full,date\n1,a,2021-01-01\n", "missing column(s) median_list_price"),
         (b"zipcode_freq,city_encoded\n1,2\n", "missing column(s) year, quarter, month"),
         (b"a,predicted_price\n1,2\n", "already has column(s) ['predicted_price']"),
+        (";".join(FEATURE_NAMES).encode() + b"\n1;2\n", "one column holding ';': the file must be comma-separated"),
         (",".join(FEATURE_NAMES).encode() + b'\n1,"open\n2,3\n', "a quote not closed"),
     ],
 )
 def test_files_that_cannot_be_scored(data, message, predictor):
     with pytest.raises(batch.BatchFileError, match=re.escape(message)):
         batch.score_csv_stream(io.BytesIO(data), io.BytesIO().write, predictor)
+
+
+@pytest.mark.parametrize("ending", [b"", b"\n", b"\r\n"])
+@pytest.mark.parametrize("short_rows", [1, 3])
+def test_short_rows_at_the_end_get_errors_whatever_the_line_ending(lab_records, predictor, ending, short_rows):
+    lines = [",".join(FEATURE_NAMES).encode()]
+    lines.append(",".join(repr(lab_records[0][n]) for n in FEATURE_NAMES).encode())
+    lines += [b"1,2,3,4,5,6"] * short_rows
+    for data in (b"\n".join(lines) + ending, b"\n".join([lines[0], *lines[2:]]) + ending):
+        rows, summary = score(data, predictor)
+        assert len(rows) - 1 == summary.rows == len(data.splitlines()) - 1
+        assert summary.rows_with_errors == short_rows
+        assert all(r[-1] == "has 6 fields; the header has 39" for r in rows[-short_rows:])
+        assert all(len(r) == len(FEATURE_NAMES) + 2 for r in rows)
 
 
 def test_a_bad_byte_after_the_first_block_fails_the_file(houses, predictor):
