@@ -82,8 +82,13 @@ def open_store(uri: str, s3_client: Any = None) -> Store:
         bucket, _, prefix = uri[len("s3://") :].partition("/")
         if s3_client is None:
             import boto3
+            from botocore.config import Config
 
-            s3_client = boto3.client("s3")
+            # Bounded: with botocore's defaults (60 s connect timeout, retried) an S3 outage
+            # would outlast the API function's 10 s timeout, and the caller would get a
+            # gateway error instead of our 503 naming the cause.
+            config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+            s3_client = boto3.client("s3", config=config)
         return S3Store(s3_client, bucket, prefix.strip("/"))
     return LocalStore(Path(uri))
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,7 @@ import numpy as np
 from chalicelib.artifacts import LATEST, ArtifactError, load_artifacts, open_store
 from chalicelib.contract import FEATURE_NAMES
 from chalicelib.encoders import Encoders
+from chalicelib.logs import log_event
 
 # Below this many rows one thread is faster: thread start-up costs more than it saves,
 # and under load the default pool spikes single-row latency from microseconds to milliseconds.
@@ -82,5 +85,16 @@ class LazyPredictor:
         if self._predictor is None:
             with self._lock:
                 if self._predictor is None:
-                    self._predictor = self._loader()
+                    self._predictor = self._load()
         return self._predictor
+
+    def _load(self) -> Predictor:
+        start = time.perf_counter()
+        try:
+            predictor = self._loader()
+        except ArtifactError as exc:
+            log_event("model_load_failed", logging.ERROR, reason=str(exc))
+            raise
+        seconds = round(time.perf_counter() - start, 3)
+        log_event("model_loaded", model_version=predictor.version, seconds=seconds)
+        return predictor

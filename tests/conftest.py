@@ -73,6 +73,20 @@ def artifacts_dir(splits, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def local_project(tmp_path: Path, **environment: str) -> Path:
+    """A copy of the project whose `local` stage has these environment variables.
+
+    Chalice's test client replaces the environment with the stage's during each call,
+    so a test points the app at its own artifacts and buckets through the config itself.
+    """
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config["stages"]["local"]["environment_variables"] |= environment
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
+    shutil.copy(ROOT / "app.py", tmp_path / "app.py")
+    return tmp_path
+
+
 @dataclass
 class S3Server:
     """A moto S3 server process that tests may stop and start again on the same port."""

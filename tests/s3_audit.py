@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE = (str(ROOT / "chalicelib") + os.sep, str(ROOT / "training" / "publish.py"))
 HANDLER_ID = "tests.s3_audit"
 # Modules whose S3 tests run the code (not just tools): selecting one of them adds the audit.
-END_TO_END = ("tests/test_artifacts.py", "tests/test_batch")
+END_TO_END = ("tests/test_artifacts.py", "tests/test_batch", "tests/test_faults.py")
 PUBLISHER = "publisher"
 
 # Operation -> the IAM actions it needs, and whether they apply to the bucket or the object.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,19 +13,9 @@ import app as app_module
 from chalicelib.api import MAX_BODY_BYTES, MAX_RECORDS
 from chalicelib.predictor import LazyPredictor, load_predictor
 from chalicelib.validation import validate_records
-from tests.conftest import ROOT
+from tests.conftest import local_project
 
 JSON = {"Content-Type": "application/json"}
-
-
-def project_with(artifacts_uri: str, tmp_path: Path) -> Path:
-    """A copy of the project config whose `local` stage serves the given artifacts."""
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    config["stages"]["local"]["environment_variables"]["ARTIFACTS_URI"] = artifacts_uri
-    (tmp_path / ".chalice").mkdir()
-    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
-    shutil.copy(ROOT / "app.py", tmp_path / "app.py")
-    return tmp_path
 
 
 @pytest.fixture
@@ -38,7 +27,9 @@ def cold_app(monkeypatch):
 
 @pytest.fixture
 def client(cold_app, artifacts_dir, tmp_path):
-    with Client(cold_app, stage_name="local", project_dir=str(project_with(str(artifacts_dir), tmp_path))) as c:
+    with Client(
+        cold_app, stage_name="local", project_dir=str(local_project(tmp_path, ARTIFACTS_URI=str(artifacts_dir)))
+    ) as c:
         yield c
 
 
@@ -209,7 +200,9 @@ def test_health_before_and_after_loading(client, lab_records):
 
 def test_unloadable_model_is_503_and_a_later_request_retries(cold_app, artifacts_dir, tmp_path, lab_records):
     served = tmp_path / "served"
-    with Client(cold_app, stage_name="local", project_dir=str(project_with(str(served), tmp_path))) as client:
+    with Client(
+        cold_app, stage_name="local", project_dir=str(local_project(tmp_path, ARTIFACTS_URI=str(served)))
+    ) as client:
         status, body = post(client, lab_records)
         assert status == 503 and "model unavailable" in body["error"] and "LATEST does not exist" in body["error"]
         shutil.copytree(artifacts_dir, served)
