@@ -5,7 +5,7 @@ PYTHON312 ?= python3.12
 PORT ?= 8000
 ARCH ?= x86_64
 
-.PHONY: install train run test lint format layers smoke batch publish policy publish-layers package deploy
+.PHONY: install train run test lint format layers smoke batch publish policy publish-layers package deploy bench
 
 install: $(VENV)/.installed
 
@@ -64,3 +64,7 @@ package: install
 # make deploy STAGE=prod
 deploy: install
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
+
+# Prints the performance table and writes bench/results/latest.json; `make bench ARGS=--quick` for a smoke run.
+bench: install
+	$(PY) -m bench $(ARGS)
