@@ -38,6 +38,7 @@ _HIGHS = np.array([f.high for f in FEATURES])
 _INTEGER = np.array([f.integer for f in FEATURES])
 _YEAR, _QUARTER, _MONTH = (FEATURE_NAMES.index(f.name) for f in CALENDAR)
 _PASSTHROUGH = [FEATURE_NAMES.index(f.name) for f in PASSTHROUGH]
+_EXACT = 2**53  # ints beyond this lose precision as floats; huge ones overflow: both go the slow way
 
 
 class NonFinite(float):
@@ -135,7 +136,15 @@ def validate_records(records: Sequence[Any], encoders: Encoders) -> Validated:
 
 
 def _encoded_row(index: int, record: dict[str, Any], errors: list[Problem]) -> list[float]:
-    row: list[float] = []
+    try:
+        row = [record[name] for name in FEATURE_NAMES]
+    except KeyError:
+        row = []
+    # Fast path for the common case: all present, all plain floats or float-sized ints.
+    # NonFinite is a float subclass and bool an int subclass, so neither passes `type(...) is`.
+    if row and all(type(v) is float or (type(v) is int and -_EXACT < v < _EXACT) for v in row):
+        return row
+    row = []
     for name in FEATURE_NAMES:
         if name not in record:
             errors.append(Problem(index, name, "missing"))
