@@ -213,14 +213,10 @@ def test_smoke_fails_without_layer_libgomp(built: tuple[Path, str], tmp_path: Pa
     shutil.rmtree(sandbox)
 
 
-def test_smoke_app(built: tuple[Path, str]) -> None:
+def test_smoke_app(built: tuple[Path, str], artifacts_dir: Path) -> None:
     """The real app: api_handler answers POST /predict_price, the batch function has pandas."""
     out, _ = built
-    if not (REPO_ROOT / "app.py").is_file():
-        pytest.skip("app.py does not exist yet")
-    artifacts = REPO_ROOT / "artifacts"
-    if not artifacts.is_dir():
-        pytest.skip("no artifacts/ folder: train a model first")
+    artifacts = artifacts_dir
     proc = run_module(
         "deploy.smoke",
         "--layers",
