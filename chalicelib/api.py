@@ -65,6 +65,9 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
         return _error(400, "body is not UTF-8 text")
     except json.JSONDecodeError as exc:
         return _error(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except RecursionError:
+        # `[[[[...` a few thousand deep fits in the size limit and exhausts the decoder's stack.
+        return _error(400, "malformed JSON: nested too deeply")
     records = _records_of(payload)
     if isinstance(records, Reply):
         return records

@@ -162,6 +162,8 @@ def test_unknown_fields_are_ignored_with_a_warning(client, lab_records):
         ('{"records": {"a": 1}}', 400, '"records" must be an array'),
         ("42", 400, "body must be"),
         (b"\xff\xfe", 400, "not UTF-8"),
+        ("[" * 100_000 + "]" * 100_000, 400, "nested too deeply"),
+        ('{"records": ' + "[" * 5_000, 400, "nested too deeply"),
     ],
 )
 def test_malformed_bodies_get_a_clear_400(client, body, status, fragment):
