@@ -21,6 +21,8 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from deploy.smoke import api_event  # noqa: E402
+
 BLOCKED_ON_API = ("pandas", "sklearn")
 
 
@@ -35,31 +37,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
-
-
-def rest_event(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """An API Gateway REST proxy event: POST /predict_price with a JSON body."""
-    return {
-        "resource": "/predict_price",
-        "path": "/predict_price",
-        "httpMethod": "POST",
-        "headers": {"Content-Type": "application/json", "Accept": "application/json"},
-        "multiValueHeaders": {"Content-Type": ["application/json"], "Accept": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/predict_price",
-            "httpMethod": "POST",
-            "path": "/api/predict_price",
-            "stage": "api",
-            "requestId": "bench",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": json.dumps({"records": records}),
-        "isBase64Encoded": False,
-    }
 
 
 def peak_rss_mib() -> float:
@@ -89,7 +66,7 @@ def cold_and_warm(target: str, spec: dict[str, Any]) -> dict[str, Any]:
     else:
         handler = importlib.import_module("bench.tutorial_handler").lambda_handler
     imported = time.perf_counter()
-    first = handler(rest_event(records), context)
+    first = handler(api_event(json.dumps({"records": records})), context)
     answered = time.perf_counter()
     if first["statusCode"] != 200:
         raise RuntimeError(f"first request failed: {first['statusCode']} {first['body'][:500]}")
@@ -105,7 +82,7 @@ def cold_and_warm(target: str, spec: dict[str, Any]) -> dict[str, Any]:
         "warm_s": {},
     }
     for size in spec["warm_sizes"]:
-        event = rest_event([records[i % len(records)] for i in range(size)])
+        event = api_event(json.dumps({"records": [records[i % len(records)] for i in range(size)]}))
         reply = handler(event, context)
         if reply["statusCode"] != 200 or len(json.loads(reply["body"])["predictions"]) != size:
             raise RuntimeError(f"a {size}-record request failed: {reply['body'][:500]}")

@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.child import BLOCKED_ON_API, LambdaContext
 from bench.workload import lab_records
+from deploy.smoke import api_event
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MARKER = "SOAK-MARKER-5e1f0c"
@@ -50,38 +51,6 @@ class Case:
     weight: int
     predictions: int | None = None  # a 200 must carry exactly this many
     logged: bool = True  # reaches the view, which logs one line per request
-
-
-def api_event(
-    body: str | None,
-    content_type: str = "application/json",
-    method: str = "POST",
-    path: str = "/predict_price",
-    base64_encoded: bool = False,
-) -> dict[str, Any]:
-    """An API Gateway REST proxy event, as Lambda hands it to the function."""
-    headers = {"Content-Type": content_type, "Accept": "application/json"}
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": method,
-            "path": f"/api{path}",
-            "stage": "api",
-            "requestId": "soak",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": body,
-        "isBase64Encoded": base64_encoded,
-    }
 
 
 def cases(lab: Sequence[dict[str, Any]]) -> list[Case]:

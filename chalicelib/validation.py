@@ -144,17 +144,24 @@ def _encoded_row(index: int, record: dict[str, Any], errors: list[Problem]) -> l
     # NonFinite is a float subclass and bool an int subclass, so neither passes `type(...) is`.
     if row and all(type(v) is float or (type(v) is int and -_EXACT < v < _EXACT) for v in row):
         return row
-    row = []
-    for name in FEATURE_NAMES:
+    return _numbers(index, record, FEATURE_NAMES, errors, "missing")
+
+
+def _numbers(
+    index: int, record: dict[str, Any], names: Sequence[str], errors: list[Problem], if_missing: str
+) -> list[float]:
+    """The named values as floats, NaN where a value is missing or not a number (each named in errors)."""
+    values: list[float] = []
+    for name in names:
         if name not in record:
-            errors.append(Problem(index, name, "missing"))
-            row.append(math.nan)
+            errors.append(Problem(index, name, if_missing))
+            values.append(math.nan)
             continue
         number, reason = check_number(record[name])
         if reason:
             errors.append(Problem(index, name, reason))
-        row.append(number)
-    return row
+        values.append(number)
+    return values
 
 
 def _raw_row(
@@ -215,17 +222,8 @@ def _calendar(index: int, record: dict[str, Any], errors: list[Problem]) -> tupl
             errors.append(Problem(index, "date", f"must be an ISO date like 2021-07-01, got {shown}"))
             return math.nan, math.nan
         return float(year), float(month)
-    parts: list[float] = []
-    for name in ("year", "month"):
-        if name not in record:
-            errors.append(Problem(index, name, "missing (give date, or year and month)"))
-            parts.append(math.nan)
-            continue
-        number, reason = check_number(record[name])
-        if reason:
-            errors.append(Problem(index, name, reason))
-        parts.append(number)
-    return parts[0], parts[1]
+    year, month = _numbers(index, record, ("year", "month"), errors, "missing (give date, or year and month)")
+    return year, month
 
 
 def _quarter_mismatches(matrix: np.ndarray) -> list[Problem]:

@@ -144,13 +144,19 @@ class _Context:
         return 30_000
 
 
-def _api_event(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """API Gateway REST proxy event for POST /predict_price."""
-    headers = {"content-type": "application/json", "accept": "application/json"}
+def api_event(
+    body: str | None,
+    content_type: str = "application/json",
+    method: str = "POST",
+    path: str = "/predict_price",
+    base64_encoded: bool = False,
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event, as Lambda hands it to the function (also used by bench/)."""
+    headers = {"Content-Type": content_type, "Accept": "application/json"}
     return {
-        "resource": "/predict_price",
-        "path": "/predict_price",
-        "httpMethod": "POST",
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": None,
@@ -158,15 +164,15 @@ def _api_event(records: list[dict[str, Any]]) -> dict[str, Any]:
         "pathParameters": None,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": "/predict_price",
-            "httpMethod": "POST",
-            "path": "/api/predict_price",
+            "resourcePath": path,
+            "httpMethod": method,
+            "path": f"/api{path}",
             "stage": "api",
-            "requestId": "smoke-request",
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": "deploy.smoke"},
+            "requestId": "local-request",
+            "identity": {"sourceIp": "127.0.0.1"},
         },
-        "body": json.dumps({"records": records}),
-        "isBase64Encoded": False,
+        "body": body,
+        "isBase64Encoded": base64_encoded,
     }
 
 
@@ -213,10 +219,10 @@ def _inner_api(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
     import app as app_module
 
     t_import = time.perf_counter() - t0
-    response = app_module.app(_api_event(records), _Context())
+    response = app_module.app(api_event(json.dumps({"records": records})), _Context())
     t_first = time.perf_counter() - t0
     t1 = time.perf_counter()
-    app_module.app(_api_event(records), _Context())
+    app_module.app(api_event(json.dumps({"records": records})), _Context())
     t_warm = time.perf_counter() - t1
     status = response.get("statusCode")
     body = json.loads(response.get("body") or "null")
