@@ -20,7 +20,7 @@ cors = CORSConfig(allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"), max_age
 
 @app.route("/predict_price", methods=["POST"], cors=cors, content_types=["application/json"])
 def predict_price() -> Response:
-    request_id = app.lambda_context.aws_request_id if app.lambda_context else None
+    request_id = getattr(app.lambda_context, "aws_request_id", None)
     reply = api.predict_reply(app.current_request.raw_body, model, request_id)
     return Response(reply.body, status_code=reply.status)
 
@@ -42,4 +42,5 @@ def openapi() -> dict:
     events=["s3:ObjectCreated:*"],
 )
 def score_uploaded_csv(event) -> None:
-    batch.score_s3_event(event.to_dict(), model, batch_settings)
+    request_id = getattr(event.context, "aws_request_id", None)
+    batch.score_s3_event(event.to_dict(), model, batch_settings, request_id=request_id)

@@ -7,6 +7,7 @@ code under test takes exactly the path it takes against AWS.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -48,6 +49,22 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
         except requests.ConnectionError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@pytest.fixture
+def logged():
+    """The JSON log lines the service writes while the test runs."""
+    lines: list[dict] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(record.getMessage()))
+
+    handler = Collect()
+    logger = logging.getLogger("house_prices")
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -13,6 +14,7 @@ from urllib.parse import quote_plus
 import numpy as np
 import pandas as pd
 import pytest
+from botocore.exceptions import ClientError
 from chalice.test import Client
 
 import app as app_module
@@ -136,7 +138,7 @@ def test_bad_rows_are_reported_in_the_output(s3, settings, model, houses_csv):
     ("body", "message"),
     [(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00", "not UTF-8"), (b"city,price\nx,1\n", "missing column(s)")],
 )
-def test_a_file_that_cannot_be_scored_gets_an_error_report(s3, settings, model, houses_csv, body, message, caplog):
+def test_a_file_that_cannot_be_scored_gets_an_error_report(s3, settings, model, houses_csv, body, message, logged):
     key = "incoming/x.csv"
     s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)
     batch.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
@@ -146,7 +148,8 @@ def test_a_file_that_cannot_be_scored_gets_an_error_report(s3, settings, model, 
     assert keys(s3, settings.output_bucket) == ["predictions/x.error.json"]  # the stale output is gone
     report = json.loads(read(s3, settings.output_bucket, "predictions/x.error.json"))
     assert message in report["error"] and report["input"] == f"s3://{settings.input_bucket}/{key}"
-    assert any(message in r.getMessage() and r.name == "house_prices" for r in caplog.records)
+    failed = [line for line in logged if line["event"] == "batch_file" and line["outcome"] == "failed"]
+    assert failed and message in failed[-1]["reason"] and failed[-1]["input"] == report["input"]
     s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)  # fixed again
     batch.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
     assert keys(s3, settings.output_bucket) == ["predictions/x.predictions.csv"]
@@ -183,6 +186,81 @@ def test_a_failed_upload_is_aborted_and_raised(s3, settings, predictor, houses_c
     s3.meta.events.unregister("before-call.s3.CompleteMultipartUpload", refuse)
     assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
     assert keys(s3, settings.output_bucket) == []
+
+
+def batch_threads() -> list[str]:
+    """Threads the batch code started and has not ended (ThreadPoolExecutor names them prefix_N)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("batch-")]
+
+
+def test_a_multipart_output_is_the_local_output_in_order(s3, settings, predictor, houses_csv):
+    """Parts uploaded in the background while later blocks are scored still make the same bytes, in order."""
+    lines = houses_csv.splitlines(keepends=True)
+    lines[100] = lines[100].replace(b",", b",not-a-number,", 1)  # bad rows in every copy: in both blocks
+    lines[-5] = b"\n"
+    body = b"".join([*lines, *lines[1:], *lines[1:]])
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/parts.csv", Body=body)
+    result = batch.score_s3_object(
+        settings.input_bucket, "incoming/parts.csv", predictor, settings, s3, 5 * 1024 * 1024
+    )
+    assert result.status == "scored" and result.rows_with_errors == 6
+    output = s3.get_object(Bucket=settings.output_bucket, Key="predictions/parts.predictions.csv")
+    assert int(output["ETag"].strip('"').rsplit("-", 1)[1]) >= 3  # really several parts
+    assert output["Body"].read() == local_output(body, predictor)
+    assert batch_threads() == []
+
+
+def test_an_upload_failing_in_the_background_is_raised_in_the_caller(
+    s3, s3_server, settings, predictor, houses_csv, logged
+):
+    """The output bucket disappears after the first part: the next part fails in the upload
+    thread, and that S3 error (not the failed abort after it) reaches the caller."""
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/big.csv", Body=houses_csv * 3)
+    other = s3_server.client()
+    deleted = False
+
+    def delete_output_bucket(**_) -> None:
+        nonlocal deleted
+        if not deleted:
+            # From a thread of its own: on the upload thread's stack the s3 audit would count it as the code's call.
+            deleter = threading.Thread(target=other.delete_bucket, kwargs={"Bucket": settings.output_bucket})
+            deleter.start()
+            deleter.join()
+            deleted = True
+
+    s3.meta.events.register("after-call.s3.UploadPart", delete_output_bucket)
+    try:
+        with pytest.raises(ClientError) as raised:
+            batch.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
+    finally:
+        s3.meta.events.unregister("after-call.s3.UploadPart", delete_output_bucket)
+    assert raised.value.operation_name == "UploadPart"
+    assert raised.value.response["Error"]["Code"] == "NoSuchBucket"
+    assert any(line["event"] == "batch_abort_failed" for line in logged)
+    assert batch_threads() == []
+
+
+def test_a_part_failing_midway_aborts_the_upload(s3, settings, predictor, houses_csv):
+    """Parts already uploaded are discarded with the upload, none is left behind, no thread lives on."""
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/big.csv", Body=houses_csv * 3)
+    parts = 0
+
+    def fail_the_second_part(**_) -> None:
+        nonlocal parts
+        parts += 1
+        if parts == 2:
+            raise ConnectionError("S3 went away")
+
+    s3.meta.events.register("before-call.s3.UploadPart", fail_the_second_part)
+    try:
+        with pytest.raises(ConnectionError):
+            batch.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
+    finally:
+        s3.meta.events.unregister("before-call.s3.UploadPart", fail_the_second_part)
+    assert parts == 2  # the first part had been uploaded, nothing after the failure
+    assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
+    assert keys(s3, settings.output_bucket) == []
+    assert batch_threads() == []
 
 
 def big_csv(houses_csv: bytes, rows: int) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import threading
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -21,22 +20,6 @@ from tests.conftest import local_project
 from training.publish import publish
 
 PREFIX = "models/house-prices"
-
-
-@pytest.fixture
-def logged():
-    """The JSON log lines the service writes while the test runs."""
-    lines: list[dict] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(json.loads(record.getMessage()))
-
-    handler = Collect()
-    logger = logging.getLogger("house_prices")
-    logger.addHandler(handler)
-    yield lines
-    logger.removeHandler(handler)
 
 
 @pytest.fixture

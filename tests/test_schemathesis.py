@@ -23,6 +23,8 @@ def test_schemathesis_finds_nothing(server):
     result = subprocess.run(
         [
             str(schemathesis),
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
             "run",
             f"{server}/openapi.json",
             "--checks",
