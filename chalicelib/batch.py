@@ -43,11 +43,12 @@ from urllib.parse import quote, unquote_plus
 
 import numpy as np
 
+from chalicelib.artifacts import LATEST
 from chalicelib.contract import FEATURE_NAMES, LOCATION, PASSTHROUGH, normalize_zipcode, parse_date, quarter_of
 from chalicelib.features import build_features
 from chalicelib.logs import log_event
 from chalicelib.predictor import LazyPredictor, Predictor, load_predictor
-from chalicelib.validation import out_of_bounds
+from chalicelib.validation import out_of_bounds, quarter_mismatches
 
 PREDICTION_COLUMN = "predicted_price"
 ERROR_COLUMN = "error"
@@ -419,7 +420,8 @@ def _check_block(records: list[bytes], layout: _Layout, predictor: Predictor) ->
         name = FEATURE_NAMES[column]
         problems.add([row], layout.positions.get(name, -1), name, reason)
     if layout.encoded:
-        _check_quarters(matrix, layout.positions["quarter"], problems)
+        for row, reason in quarter_mismatches(matrix):
+            problems.add([row], layout.positions["quarter"], "quarter", reason)
     errors = problems.by_row()
     for row in misfits:
         fields = int(counts[row])
@@ -436,16 +438,6 @@ def _check_block(records: list[bytes], layout: _Layout, predictor: Predictor) ->
     if encode and len(clean):
         clean = encode(scored, clean)
     return _CheckedBlock(records, errors, np.flatnonzero(scored).tolist()), clean
-
-
-def _check_quarters(matrix: np.ndarray, position: int, problems: _Problems) -> None:
-    """Pre-encoded rows carry quarter and month; they must agree, as in the JSON API."""
-    months, quarters = matrix[:, _MONTH], matrix[:, _QUARTER]
-    known = np.isfinite(quarters) & np.isin(months, np.arange(1, 13))
-    expected = quarter_of(np.where(known, months, 1).astype(np.int64))
-    for row in np.flatnonzero(known & (quarters != expected)):
-        reason = f"is {quarters[row]:g}, but month {months[row]:g} is in quarter {expected[row]}"
-        problems.add([row], position, "quarter", reason)
 
 
 def _fit_width(record: bytes, fields: int, width: int) -> bytes:
@@ -864,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from tqdm import tqdm  # dev tool only: not in the Lambda layers
 
-    predictor = load_predictor(os.environ.get("ARTIFACTS_URI", "artifacts"), os.environ.get("MODEL_VERSION", "LATEST"))
+    predictor = load_predictor(os.environ.get("ARTIFACTS_URI", "artifacts"), os.environ.get("MODEL_VERSION", LATEST))
     started = time.perf_counter()
     with tqdm(total=args.source.stat().st_size, unit="B", unit_scale=True, file=sys.stderr) as bar:
         try:

@@ -127,7 +127,7 @@ def validate_records(records: Sequence[Any], encoders: Encoders) -> Validated:
     if errors:
         errors.sort(key=lambda p: p.record)
         return Validated(None, errors, warnings)
-    errors.extend(_quarter_mismatches(matrix))
+    errors.extend(Problem(row, "quarter", reason) for row, reason in quarter_mismatches(matrix))
     if errors:
         return Validated(None, errors, warnings)
     if raw:
@@ -226,17 +226,17 @@ def _calendar(index: int, record: dict[str, Any], errors: list[Problem]) -> tupl
     return year, month
 
 
-def _quarter_mismatches(matrix: np.ndarray) -> list[Problem]:
-    """Pre-encoded records carry quarter and month; they must agree (raw rows derive it)."""
-    expected = quarter_of(matrix[:, _MONTH].astype(np.int64))
-    wrong = np.flatnonzero(matrix[:, _QUARTER] != expected)
+def quarter_mismatches(matrix: np.ndarray) -> list[tuple[int, str]]:
+    """(row, reason) where a row's quarter disagrees with its month; rows lacking either are skipped.
+
+    Pre-encoded inputs carry both, so they must agree; raw rows derive quarter from month.
+    """
+    months, quarters = matrix[:, _MONTH], matrix[:, _QUARTER]
+    known = np.isfinite(quarters) & np.isin(months, np.arange(1, 13))
+    expected = quarter_of(np.where(known, months, 1).astype(np.int64))
     return [
-        Problem(
-            int(r),
-            "quarter",
-            f"is {matrix[r, _QUARTER]:g}, but month {matrix[r, _MONTH]:g} is in quarter {expected[r]}",
-        )
-        for r in wrong
+        (int(r), f"is {quarters[r]:g}, but month {months[r]:g} is in quarter {expected[r]}")
+        for r in np.flatnonzero(known & (quarters != expected))
     ]
 
 
