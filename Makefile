@@ -62,7 +62,7 @@ smoke: layers artifacts/LATEST
 
 # make batch IN=houses.csv OUT=houses.predictions.csv
 batch: install artifacts/LATEST
-	$(PY) -m chalicelib.batch $(IN) $(OUT)
+	$(PY) -m training.score_csv $(IN) $(OUT)
 
 # make publish BUCKET=my-artifacts-bucket [PREFIX=models/house-prices]
 publish: install artifacts/LATEST

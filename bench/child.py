@@ -102,19 +102,20 @@ def batch(spec: dict[str, Any]) -> dict[str, Any]:
     """Score one S3 object through the batch handler's code, then the bare Booster on its rows."""
     import boto3
 
-    from chalicelib import batch as batch_module
+    from chalicelib.batch.handler import score_s3_event
+    from chalicelib.batch.settings import BatchSettings
     from chalicelib.predictor import LazyPredictor
 
     model = LazyPredictor.from_environment()
     predictor = model.get()
-    settings = batch_module.BatchSettings.from_environment()
+    settings = BatchSettings.from_environment()
     client = boto3.client("s3")
     start = time.perf_counter()
-    batch_module.score_s3_event(spec["warmup_event"], model, settings, s3_client=client)
+    score_s3_event(spec["warmup_event"], model, settings, s3_client=client)
     warmup_s = time.perf_counter() - start
     rss_loaded = peak_rss_mib()
     start = time.perf_counter()
-    scored = batch_module.score_s3_event(spec["event"], model, settings, s3_client=client)
+    scored = score_s3_event(spec["event"], model, settings, s3_client=client)
     elapsed = time.perf_counter() - start
     result: dict[str, Any] = {
         "rows": spec["rows"],

@@ -6,7 +6,6 @@ Errors are values (`Reply` with a 4xx/503) until the edge; nothing here raises f
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -15,12 +14,18 @@ from typing import Any
 import lightgbm
 
 from chalicelib.artifacts import ArtifactError
+from chalicelib.columns import ListOps
 from chalicelib.logs import log_event
+from chalicelib.pipeline import Problem, check
 from chalicelib.predictor import LazyPredictor
-from chalicelib.validation import NonFinite, validate_records
+from chalicelib.records import BodyError, parse_body, to_columns
 
 MAX_BODY_BYTES = 1_000_000
 MAX_RECORDS = 1_000
+# Problems and warnings listed per reply; the rest are counted. 1,000 of them (one per record
+# allowed) keep the worst reply near half a megabyte, far from Lambda's 6 MB.
+MAX_LISTED = 1_000
+LIST_OPS = ListOps()
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Reply:
     body: dict[str, Any]
     records: int | None = None
     model_version: str | None = None
+    problem_fields: list[str] | None = None
 
 
 def predict_reply(raw_body: bytes | None, model: LazyPredictor, request_id: str | None = None) -> Reply:
@@ -47,8 +53,10 @@ def predict_reply(raw_body: bytes | None, model: LazyPredictor, request_id: str 
     if reply.status == 200:
         log_event("predict", **fields)
     else:
-        problems = reply.body.get("problems", [])
-        reason = reply.body["error"] if not problems else f"invalid records: {len(problems)} problem(s)"
+        reason = reply.body["error"]
+        if reply.problem_fields:
+            fields["problem_fields"] = reply.problem_fields
+            reason = f"invalid records: {len(reply.problem_fields)} problem(s)"
         log_event("predict", logging.ERROR if reply.status >= 500 else logging.WARNING, reason=reason, **fields)
     return reply
 
@@ -60,14 +68,9 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
     if not raw_body:
         return _error(400, 'empty body: send {"records": [...]}, one record object, or a list of records')
     try:
-        payload = json.loads(raw_body.decode("utf-8"), parse_constant=NonFinite)
-    except UnicodeDecodeError:
-        return _error(400, "body is not UTF-8 text")
-    except json.JSONDecodeError as exc:
-        return _error(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    except RecursionError:
-        # `[[[[...` a few thousand deep fits in the size limit and exhausts the decoder's stack.
-        return _error(400, "malformed JSON: nested too deeply")
+        payload = parse_body(raw_body)
+    except BodyError as exc:
+        return _error(400, str(exc))
     records = _records_of(payload)
     if isinstance(records, Reply):
         return records
@@ -79,18 +82,35 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
         predictor = model.get()
     except ArtifactError as exc:
         return _error(503, f"model unavailable: {exc}", len(records))
-    checked = validate_records(records, predictor.encoders)
-    warnings = [w.to_dict() for w in checked.warnings]
-    if checked.matrix is None:
-        body = {"error": "invalid records", "problems": [e.to_dict() for e in checked.errors]}
-        return Reply(400, body | ({"warnings": warnings} if warnings else {}), len(records), predictor.version)
-    predictions = predictor.predict(checked.matrix).tolist()
+    split = to_columns(records)
+    problems, warnings = split.problems, split.warnings
+    features: list[list[float]] = [[] for _ in records]
+    for indices, columns in split.groups:
+        checked = check(columns, predictor.encoders, predictor.domain, LIST_OPS)
+        problems.extend(Problem(indices[p.record], p.field, p.message) for p in checked.problems)
+        warnings.extend(Problem(indices[w.record], w.field, w.message) for w in checked.warnings)
+        for row, values in zip(checked.rows, checked.matrix, strict=True):
+            features[indices[row]] = values
+    problems.sort(key=Problem.sort_key)
+    warnings.sort(key=Problem.sort_key)
+    if problems:
+        body = {"error": "invalid records"} | _listed("problems", problems) | _listed("warnings", warnings)
+        return Reply(400, body, len(records), predictor.version, [p.field for p in problems[:MAX_LISTED]])
+    predictions = predictor.predict_rows(features)
     body = {"predictions": predictions, "count": len(predictions), "model_version": predictor.version}
-    if checked.actuals is not None:
-        body["actuals"] = checked.actuals
-    if warnings:
-        body["warnings"] = warnings
-    return Reply(200, body, len(records), predictor.version)
+    if split.actuals is not None:
+        body["actuals"] = split.actuals
+    return Reply(200, body | _listed("warnings", warnings), len(records), predictor.version)
+
+
+def _listed(key: str, problems: list[Problem]) -> dict[str, Any]:
+    """Problems for a reply, at most MAX_LISTED of them and the count of the rest: a reply stays small."""
+    if not problems:
+        return {}
+    listed: dict[str, Any] = {key: [p.to_dict() for p in problems[:MAX_LISTED]]}
+    if len(problems) > MAX_LISTED:
+        listed[f"{key}_not_listed"] = len(problems) - MAX_LISTED
+    return listed
 
 
 def health(model: LazyPredictor) -> dict[str, Any]:

@@ -7,8 +7,11 @@ module. The feature order is the order of the widely used lab request
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 TARGET = "price"
 
@@ -87,28 +90,62 @@ def quarter_of(month: int) -> int:
 
 
 def parse_date(text: str) -> tuple[int, int]:
-    """Year and month of an ISO date (`2021-07-01`) or month (`2021-07`)."""
+    """Year and month of an ISO date (`2021-07-01`) or month (`2021-07`), ASCII digits only."""
     parts = text.strip().split("-")
     if len(parts) == 2:
         parts.append("01")
-    day = date.fromisoformat("-".join(parts)) if len(parts) == 3 else None
-    if day is None:
-        raise ValueError(f"not an ISO date: {text!r}")
+    if len(parts) != 3 or not text.isascii():
+        raise ValueError(f"not an ISO date: {text[:40]!r}")
+    day = date.fromisoformat("-".join(parts))
     return day.year, day.month
 
 
+# Characters a person never typed on purpose: controls, and the invisible format characters
+# (zero-width space and joiners, soft hyphen, byte-order mark) that copy and paste brings along.
+_INVISIBLE_CATEGORIES = frozenset(("Cc", "Cf"))
+_ASCII_CITY = str.maketrans({",": " ", **{chr(c): None for c in (*range(32), 127) if chr(c) not in "\t\n\r"}})
+
+
+@lru_cache(maxsize=8192)
 def normalize_city(name: str) -> str:
-    """Case- and whitespace-insensitive city key, so 'Los  Angeles ' matches 'los angeles'."""
-    return " ".join(name.casefold().split())
+    """The key of a city name: every spelling a person would call the same city maps to one key.
+
+    Case, runs of spaces, a comma before the state (`Ashfield, FL`, `Ashfield,FL`, `ASHFIELD FL`),
+    Unicode compatibility forms (full-width letters, non-breaking spaces) and invisible
+    characters do not matter. Cached: a batch repeats a few hundred names millions of times.
+    """
+    if not name.isascii():
+        name = "".join(
+            c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) not in _INVISIBLE_CATEGORIES
+        )
+    return " ".join(name.translate(_ASCII_CITY).casefold().split())
+
+
+_ZIPCODE = re.compile(r"([0-9]{1,5})|([0-9]{5})-[0-9]{4}", re.ASCII)
 
 
 def normalize_zipcode(value: object) -> str:
-    """Five-digit zipcode text; the HouseTS CSV stores zipcodes as integers (2134 is '02134')."""
-    if isinstance(value, bool):
-        raise ValueError("a zipcode is 5 digits, not a boolean")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    if not text.isdigit() or len(text) > 5:
-        raise ValueError(f"a zipcode is up to 5 digits, got {text[:20]!r}")
-    return text.zfill(5)
+    """Five ASCII digits. An integer of up to five digits gets its leading zeros back (HouseTS
+    stores 2134 for 02134), ZIP+4 (`45202-1234`) is its first five; anything else is refused.
+
+    Other digit scripts and superscripts are refused, not read as digits: `str.isdigit` would
+    accept them, and a zipcode the model cannot have seen must not pass as one it has.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value <= 99_999:
+            return f"{value:05d}"
+        raise ValueError(f"a zipcode is five digits, got {value}")
+    if isinstance(value, float):
+        raise ValueError(f"a zipcode is five digits, got the number {value!r}")
+    if not isinstance(value, str):
+        raise ValueError(f"a zipcode is five digits, got {json_type(value)}")
+    match = _ZIPCODE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"a zipcode is five digits (or ZIP+4 like 45202-1234), got {value[:20]!r}")
+    return (match[1] or match[2]).zfill(5)
+
+
+def json_type(value: object) -> str:
+    """How a JSON value's type is named in messages."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number" if isinstance(value, int | float) else type(value).__name__)

@@ -1,16 +1,16 @@
 """Encoders that turn raw identifiers into model features.
 
-Each follows the estimator contract: `fit` learns from training rows only, `transform`
-is pure, and `to_dict`/`from_dict` is the whole persisted state (plain JSON).
+Each follows the estimator contract: `fit` learns from training rows only, and `to_dict`/
+`from_dict` is the whole persisted state (plain JSON); `transform` is pure. `chalicelib.pipeline`
+says when an identifier was never seen. Plain Python, no numpy: the API function imports this.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self
-
-import numpy as np
 
 from chalicelib.contract import normalize_city, normalize_zipcode
 
@@ -25,27 +25,16 @@ class ZipcodeFrequencyEncoder:
         self.counts = dict(Counter(normalize_zipcode(z) for z in zipcodes))
         return self
 
-    def encode(self, zipcode: object) -> float:
-        return float(self.counts.get(normalize_zipcode(zipcode), 0))
-
-    def transform(self, zipcodes: Sequence[object]) -> np.ndarray:
-        """Each distinct zipcode is normalized once: a batch repeats a few thousand of them."""
-        seen: dict[tuple[type, object], float] = {}
-
-        def encode(z: object) -> float:
-            key = (type(z), z)  # the type too: True == 1, but only 1 is a zipcode
-            if key not in seen:
-                seen[key] = self.encode(z)
-            return seen[key]
-
-        return np.fromiter((encode(z) for z in zipcodes), dtype=np.float64, count=len(zipcodes))
+    def transform(self, zipcodes: Sequence[object]) -> list[float]:
+        """Training rows of each zipcode (0 for one never seen); NaN for None (no zipcode)."""
+        return _per_distinct(zipcodes, lambda z: float(self.counts.get(normalize_zipcode(z), 0)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"counts": self.counts}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
-        return cls({str(k): int(v) for k, v in state["counts"].items()})
+        return cls({normalize_zipcode(str(k)): int(v) for k, v in state["counts"].items()})
 
 
 class CityTargetEncoder:
@@ -65,37 +54,28 @@ class CityTargetEncoder:
 
     def fit(self, cities: Sequence[str], prices: Sequence[float]) -> Self:
         keys = [normalize_city(c) for c in cities]
-        values = np.asarray(prices, dtype=np.float64)
-        self.global_mean = float(values.mean())
-        sums: dict[str, float] = {}
-        counts: Counter[str] = Counter(keys)
-        for key, price in zip(keys, values.tolist(), strict=True):
-            sums[key] = sums.get(key, 0.0) + price
+        values = [float(p) for p in prices]
+        self.global_mean = math.fsum(values) / len(values)
+        sums: dict[str, list[float]] = {}
+        for key, price in zip(keys, values, strict=True):
+            sums.setdefault(key, []).append(price)
         m = self.smoothing
-        self.means = {k: (sums[k] + m * self.global_mean) / (counts[k] + m) for k in counts}
+        self.means = {k: (math.fsum(v) + m * self.global_mean) / (len(v) + m) for k, v in sums.items()}
         return self
 
-    def encode(self, city: str) -> float:
-        return self.means.get(normalize_city(city), self.global_mean)
-
-    def transform(self, cities: Sequence[str]) -> np.ndarray:
-        """Each distinct city is normalized once: a batch repeats a few hundred of them."""
-        seen: dict[str, float] = {}
-
-        def encode(c: str) -> float:
-            if c not in seen:
-                seen[c] = self.encode(c)
-            return seen[c]
-
-        return np.fromiter((encode(c) for c in cities), dtype=np.float64, count=len(cities))
+    def transform(self, cities: Sequence[str | None]) -> list[float]:
+        """Each city's shrunk mean (the global mean for one never seen); NaN for None (no city)."""
+        return _per_distinct(cities, lambda c: self.means.get(normalize_city(c), self.global_mean))
 
     def to_dict(self) -> dict[str, Any]:
         return {"means": self.means, "global_mean": self.global_mean, "smoothing": self.smoothing}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
+        # Keys are normalized again on load: a version written before the city key learned to
+        # ignore commas and invisible characters keeps matching every spelling of its cities.
         return cls(
-            {str(k): float(v) for k, v in state["means"].items()},
+            {normalize_city(str(k)): float(v) for k, v in state["means"].items()},
             float(state["global_mean"]),
             float(state["smoothing"]),
         )
@@ -121,7 +101,19 @@ class CityLocations:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
-        return cls({str(k): (float(v[0]), float(v[1])) for k, v in state["locations"].items()})
+        return cls({normalize_city(str(k)): (float(v[0]), float(v[1])) for k, v in state["locations"].items()})
+
+
+def _per_distinct(values: Sequence[Any], encode: Callable[[Any], float]) -> list[float]:
+    """`encode` once per distinct value: a batch repeats a few hundred identifiers thousands of times."""
+    seen: dict[tuple[type, Any], float] = {}
+    out = []
+    for value in values:
+        key = (type(value), value)  # the type too: True == 1, but only 1 is a zipcode
+        if key not in seen:
+            seen[key] = math.nan if value is None else encode(value)
+        out.append(seen[key])
+    return out
 
 
 class Encoders:

@@ -16,6 +16,7 @@ from chalicelib.artifacts import LATEST, ArtifactError, load_artifacts, open_sto
 from chalicelib.contract import FEATURE_NAMES
 from chalicelib.encoders import Encoders
 from chalicelib.logs import log_event
+from chalicelib.pipeline import TrainingDomain
 
 # Below this many rows one thread is faster: thread start-up costs more than it saves,
 # and under load the default pool spikes single-row latency from microseconds to milliseconds.
@@ -34,11 +35,16 @@ class Predictor:
         self.manifest = manifest
         self.booster = booster
         self.encoders = encoders
+        self.domain = TrainingDomain.from_manifest(manifest)
 
     def predict(self, matrix: np.ndarray, num_threads: int | None = None) -> np.ndarray:
         if num_threads is None:
             num_threads = 1 if len(matrix) < SINGLE_THREAD_ROWS else 0
         return self.booster.predict(matrix, num_threads=num_threads)
+
+    def predict_rows(self, rows: list[list[float]]) -> list[float]:
+        """Predictions for feature rows given as lists (a request's records)."""
+        return self.predict(np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))).tolist()
 
 
 def load_predictor(uri: str, version: str = LATEST, s3_client: Any = None) -> Predictor:

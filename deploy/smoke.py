@@ -256,7 +256,7 @@ def _inner_batch(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]
     t_app = time.perf_counter() - t0
     notes: list[str] = []
     if importlib.util.find_spec("chalicelib.batch") is not None:
-        importlib.import_module("chalicelib.batch")
+        importlib.import_module("chalicelib.batch.handler")
     else:
         notes.append("chalicelib.batch does not exist: only pandas checked")
     t_batch = time.perf_counter() - t0

@@ -32,7 +32,7 @@ import botocore.session
 import pytest
 
 from chalicelib.artifacts import S3Store
-from chalicelib.batch import BatchSettings
+from chalicelib.batch.settings import BatchSettings
 from deploy import policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,7 +134,7 @@ def principals(origin: Origin) -> list[str]:
     names = [Path(f).relative_to(ROOT).as_posix() for f in origin.files]
     if "training/publish.py" in names:
         return [PUBLISHER]
-    if "chalicelib/batch.py" in names:
+    if any(n.startswith("chalicelib/batch/") for n in names):
         return [policy.BATCH_FUNCTION]
     return list(policy.FUNCTIONS)
 

@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.artifacts import ENCODERS_FILE, LATEST, MANIFEST_FILE, MODEL_FILE, ArtifactError, open_store
 from chalicelib.predictor import LazyPredictor, load_predictor
-from chalicelib.validation import validate_records
+from tests.expected import json_features
 from training.publish import publish
 
 
@@ -22,7 +22,7 @@ def copy_dir(artifacts_dir, tmp_path):
 
 def test_loads_latest_and_predicts_the_lab_records(artifacts_dir, lab_records):
     predictor = load_predictor(str(artifacts_dir))
-    matrix = validate_records(lab_records, predictor.encoders).matrix
+    matrix = json_features(lab_records, predictor)
     predictions = predictor.predict(matrix)
     assert predictions.shape == (5,)
     assert np.all((predictions > 10_000) & (predictions < 20_000_000))
@@ -82,7 +82,7 @@ def test_publish_then_load_through_s3(artifacts_dir, s3, bucket, lab_records):
     remote = load_predictor(f"s3://{bucket}/models/house-prices", s3_client=s3)
     local = load_predictor(str(artifacts_dir))
     assert remote.version == local.version == version
-    matrix = validate_records(lab_records, local.encoders).matrix
+    matrix = json_features(lab_records, local)
     np.testing.assert_array_equal(remote.predict(matrix), local.predict(matrix))
 
 

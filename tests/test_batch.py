@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chalicelib import batch
+from chalicelib.batch import settings as batch_settings
+from chalicelib.batch.framing import BatchFileError
+from chalicelib.batch.scoring import BatchSummary, score_csv_stream
 from chalicelib.contract import FEATURE_NAMES
 from chalicelib.predictor import Predictor, load_predictor
-from chalicelib.validation import validate_records
 from tests.conftest import ROOT
+from tests.expected import json_features
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +38,9 @@ def to_csv(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode()
 
 
-def score(data: bytes, predictor: Predictor, **options) -> tuple[list[list[str]], batch.BatchSummary]:
+def score(data: bytes, predictor: Predictor, **options) -> tuple[list[list[str]], BatchSummary]:
     out = io.BytesIO()
-    summary = batch.score_csv_stream(io.BytesIO(data), out.write, predictor, **options)
+    summary = score_csv_stream(io.BytesIO(data), out.write, predictor, **options)
     return list(csv.reader(io.StringIO(out.getvalue().decode()))), summary
 
 
@@ -52,21 +54,21 @@ def test_lab_records_as_pre_encoded_csv(lab_records, predictor):
     columns = list(lab_records[0])
     frame = pd.DataFrame([[repr(r[c]) for c in columns] for r in lab_records], columns=columns)
     rows, summary = score(to_csv(frame), predictor)
-    assert rows[0] == [*columns, "predicted_price", "error"]
+    assert rows[0] == [*columns, "predicted_price", "error", "warnings"]
     assert [r[: len(columns)] for r in rows[1:]] == frame.to_numpy().tolist()
     expected = predictor.predict(np.array([[r[n] for n in FEATURE_NAMES] for r in lab_records]))
-    assert [float(r[-2]) for r in rows[1:]] == expected.tolist()
-    assert [r[-1] for r in rows[1:]] == [""] * 5
-    assert summary == batch.BatchSummary(5, 0, predictor.version)
+    assert [float(r[-3]) for r in rows[1:]] == expected.tolist()
+    assert [r[-2] for r in rows[1:]] == [""] * 5
+    assert all("year: 20" in r[-1] and "outside the training period" in r[-1] for r in rows[1:])
+    assert summary == BatchSummary(5, 0, predictor.version)
 
 
 def test_raw_rows_score_like_the_json_api(houses, predictor):
     sample = houses.iloc[::57].reset_index(drop=True)  # lat/lng absent: looked up from city_full
     rows, summary = score(to_csv(sample), predictor)
-    checked = validate_records(as_json_records(sample), predictor.encoders)
-    assert checked.matrix is not None, checked.errors
-    assert [float(r[-2]) for r in rows[1:]] == predictor.predict(checked.matrix).tolist()
-    assert [r[:-2] for r in rows[1:]] == sample.to_numpy().tolist()
+    matrix = json_features(as_json_records(sample), predictor)
+    assert [float(r[-3]) for r in rows[1:]] == predictor.predict(matrix).tolist()
+    assert [r[:-3] for r in rows[1:]] == sample.to_numpy().tolist()
     assert summary.rows == len(sample) and summary.rows_with_errors == 0
 
 
@@ -77,9 +79,10 @@ def test_given_lat_lng_are_used_and_empty_ones_looked_up(houses, predictor):
     records = as_json_records(sample.drop(columns=["lat", "lng"]))
     records[0] |= {"lat": 40.5, "lng": -100.25}
     records[2] |= {"lat": 41.0, "lng": -90.0}
-    expected = predictor.predict(validate_records(records, predictor.encoders).matrix)
-    assert [float(r[-2]) for r in rows[1:]] == expected.tolist()
-    assert [r[-3:-5:-1] for r in rows[1:]] == [["-100.25", "40.5"], ["", ""], ["-90", "41"]]
+    expected = predictor.predict(json_features(records, predictor))
+    assert [float(r[-3]) for r in rows[1:]] == expected.tolist()
+    assert [r[-4:-6:-1] for r in rows[1:]] == [["-100.25", "40.5"], ["", ""], ["-90", "41"]]
+    assert ["lat: not given" in r[-1] for r in rows[1:]] == [False, True, False]
 
 
 def test_bad_rows_get_errors_and_good_rows_are_still_scored(houses, predictor):
@@ -91,7 +94,7 @@ def test_bad_rows_get_errors_and_good_rows_are_still_scored(houses, predictor):
         4: {"date": "2021-13-01"},
         5: {"zipcode": "12a45"},
         6: {"city_full": "Nowhere, ZZ"},
-        7: {"year": "2021"},  # ignored: date is given
+        7: {"year": "2021"},  # contradicts the date
         8: {"sold_above_list": "nan"},
     }
     for row, cells in edits.items():
@@ -104,26 +107,27 @@ def test_bad_rows_get_errors_and_good_rows_are_still_scored(houses, predictor):
     rows, summary = score(("\n".join(lines) + "\n").encode(), predictor)
     assert len(rows) == len(lines)
     assert all(len(r) == len(rows[0]) for r in rows)
-    errors = [r[-1] for r in rows[1:]]
-    assert errors[1] == "median_dom: missing; Median Age: not a number ('abc')"
+    errors = [r[-2] for r in rows[1:]]
+    assert errors[1] == "median_dom: missing; Median Age: must be a number, got 'abc'"
     assert errors[2] == "median_dom: must be a number in [0, 3650], got 5000"
-    assert errors[3] == "bank: must be a number in [0, 1e+06], got inf"
+    assert errors[3] == "bank: must be a finite number, got inf"
     assert errors[4] == "date: must be an ISO date like 2021-07-01, got '2021-13-01'"
-    assert errors[5].startswith("zipcode: a zipcode is up to 5 digits")
+    assert errors[5].startswith("zipcode: a zipcode is five digits")
     assert errors[6] == (
         "lat: missing, and city_full 'Nowhere, ZZ' is not a known city to look it up from; "
         "lng: missing, and city_full 'Nowhere, ZZ' is not a known city to look it up from"
     )
-    assert errors[8] == "sold_above_list: not a number ('nan')"
+    assert errors[7] == f"year: is 2021, but date {sample.loc[7, 'date']!r} is in year {sample.loc[7, 'date'][:4]}"
+    assert errors[8] == "sold_above_list: must be a finite number, got 'nan'"
     assert errors[9] == "empty line"
     assert errors[10] == f"has {len(sample.columns) - 2} fields; the header has {len(sample.columns)}"
     assert errors[11].startswith(f"has {len(sample.columns) + 2} fields")
-    assert rows[12][:-2] == sample.iloc[11].tolist()  # a long row keeps the header's cells
-    good = [0, 7]
+    assert rows[12][:-3] == sample.iloc[11].tolist()  # a long row keeps the header's cells
+    good = [0]
     assert [i for i, e in enumerate(errors) if not e] == good
-    assert all(rows[1 + i][-2] == "" for i, e in enumerate(errors) if e)
+    assert all(rows[1 + i][-3] == "" for i, e in enumerate(errors) if e)
     alone, _ = score(to_csv(sample.iloc[good]), predictor)
-    assert [rows[1 + i][-2] for i in good] == [r[-2] for r in alone[1:]]
+    assert [rows[1 + i][-3] for i in good] == [r[-3] for r in alone[1:]]
     assert summary.rows == len(lines) - 1 and summary.rows_with_errors == len(lines) - 1 - len(good)
 
 
@@ -131,7 +135,7 @@ def test_pre_encoded_quarter_must_match_month(lab_records, predictor):
     record = lab_records[0] | {"quarter": 1}
     frame = pd.DataFrame([record]).astype(str)
     rows, _ = score(to_csv(frame), predictor)
-    assert rows[1][-2:] == ["", "quarter: is 1, but month 7 is in quarter 3"]
+    assert rows[1][-3:-1] == ["", "quarter: is 1, but month 7 is in quarter 3"]
 
 
 def test_cells_quoting_crlf_and_bom_come_through(houses, predictor):
@@ -140,21 +144,21 @@ def test_cells_quoting_crlf_and_bom_come_through(houses, predictor):
     data = b"\xef\xbb\xbf" + to_csv(sample).replace(b"\n", b"\r\n").replace(b"\r\nlines", b"\nlines")
     rows, summary = score(data, predictor)
     assert rows[0][0] == "date"
-    assert [r[:-2] for r in rows[1:]] == sample.to_numpy().tolist()
+    assert [r[:-3] for r in rows[1:]] == sample.to_numpy().tolist()
     assert summary.rows == 4 and summary.rows_with_errors == 0
 
 
 def test_block_size_does_not_change_the_output(houses, predictor):
     data = to_csv(houses.head(500))
     whole, small = io.BytesIO(), io.BytesIO()
-    batch.score_csv_stream(io.BytesIO(data), whole.write, predictor)
-    batch.score_csv_stream(io.BytesIO(data), small.write, predictor, block_bytes=997)
+    score_csv_stream(io.BytesIO(data), whole.write, predictor)
+    score_csv_stream(io.BytesIO(data), small.write, predictor, block_bytes=997)
     assert small.getvalue() == whole.getvalue()
 
 
 def test_header_only_gives_the_output_header(predictor):
     rows, summary = score(b"zipcode_freq,city_encoded," + ",".join(FEATURE_NAMES[:-2]).encode() + b"\n", predictor)
-    assert len(rows) == 1 and rows[0][-2:] == ["predicted_price", "error"] and summary.rows == 0
+    assert len(rows) == 1 and rows[0][-3:] == ["predicted_price", "error", "warnings"] and summary.rows == 0
 
 
 @pytest.mark.parametrize(
@@ -171,8 +175,8 @@ def test_header_only_gives_the_output_header(predictor):
     ],
 )
 def test_files_that_cannot_be_scored(data, message, predictor):
-    with pytest.raises(batch.BatchFileError, match=re.escape(message)):
-        batch.score_csv_stream(io.BytesIO(data), io.BytesIO().write, predictor)
+    with pytest.raises(BatchFileError, match=re.escape(message)):
+        score_csv_stream(io.BytesIO(data), io.BytesIO().write, predictor)
 
 
 @pytest.mark.parametrize("ending", [b"", b"\n", b"\r\n"])
@@ -185,14 +189,14 @@ def test_short_rows_at_the_end_get_errors_whatever_the_line_ending(lab_records, 
         rows, summary = score(data, predictor)
         assert len(rows) - 1 == summary.rows == len(data.splitlines()) - 1
         assert summary.rows_with_errors == short_rows
-        assert all(r[-1] == "has 6 fields; the header has 39" for r in rows[-short_rows:])
-        assert all(len(r) == len(FEATURE_NAMES) + 2 for r in rows)
+        assert all(r[-2] == "has 6 fields; the header has 39" for r in rows[-short_rows:])
+        assert all(len(r) == len(FEATURE_NAMES) + 3 for r in rows)
 
 
 def test_a_bad_byte_after_the_first_block_fails_the_file(houses, predictor):
     data = to_csv(houses.head(200)) + b"\xff\n"
-    with pytest.raises(batch.BatchFileError, match="not UTF-8"):
-        batch.score_csv_stream(io.BytesIO(data), io.BytesIO().write, predictor, block_bytes=4096)
+    with pytest.raises(BatchFileError, match="not UTF-8"):
+        score_csv_stream(io.BytesIO(data), io.BytesIO().write, predictor, block_bytes=4096)
 
 
 def test_cli_scores_a_file_like_the_library(houses, predictor, artifacts_dir, tmp_path):
@@ -200,7 +204,7 @@ def test_cli_scores_a_file_like_the_library(houses, predictor, artifacts_dir, tm
     source.write_bytes(to_csv(houses.head(300)))
     env = os.environ | {"ARTIFACTS_URI": str(artifacts_dir)}
     proc = subprocess.run(
-        [sys.executable, "-m", "chalicelib.batch", str(source), str(target)],
+        [sys.executable, "-m", "training.score_csv", str(source), str(target)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -210,12 +214,12 @@ def test_cli_scores_a_file_like_the_library(houses, predictor, artifacts_dir, tm
     assert proc.returncode == 0, proc.stderr
     assert "300 rows (0 with errors)" in proc.stderr
     expected = io.BytesIO()
-    batch.score_csv_stream(io.BytesIO(source.read_bytes()), expected.write, predictor)
+    score_csv_stream(io.BytesIO(source.read_bytes()), expected.write, predictor)
     assert target.read_bytes() == expected.getvalue()
 
     source.write_bytes(b"not,a,house\n1,2,3\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "chalicelib.batch", str(source), str(tmp_path / "bad.csv")],
+        [sys.executable, "-m", "training.score_csv", str(source), str(tmp_path / "bad.csv")],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -240,16 +244,16 @@ def test_app_imports_without_pandas():
 def test_settings_defaults_need_no_environment(monkeypatch):
     for name in ("INPUT_BUCKET", "INPUT_PREFIX", "INPUT_SUFFIX", "OUTPUT_BUCKET", "OUTPUT_PREFIX"):
         monkeypatch.delenv(name, raising=False)
-    settings = batch.BatchSettings.from_environment()
-    assert settings == batch.BatchSettings(
+    settings = batch_settings.BatchSettings.from_environment()
+    assert settings == batch_settings.BatchSettings(
         "house-prices-input", "incoming/", ".csv", "house-prices-output", "predictions/"
     )
     settings.check()
     monkeypatch.setenv("OUTPUT_PREFIX", "scored/")
-    assert batch.BatchSettings.from_environment().output_prefix == "scored/"
+    assert batch_settings.BatchSettings.from_environment().output_prefix == "scored/"
 
 
-SETTINGS = batch.BatchSettings("in", "incoming/", ".csv", "out", "predictions/")
+SETTINGS = batch_settings.BatchSettings("in", "incoming/", ".csv", "out", "predictions/")
 
 
 @pytest.mark.parametrize(
@@ -300,7 +304,7 @@ def test_keys_that_could_escape_the_output_prefix_are_refused(key):
 )
 def test_a_configuration_that_retriggers_itself_is_refused(input_prefix, input_suffix, output_prefix):
     with pytest.raises(ValueError, match="would trigger the handler again"):
-        batch.BatchSettings("b", input_prefix, input_suffix, "b", output_prefix).check()
+        batch_settings.BatchSettings("b", input_prefix, input_suffix, "b", output_prefix).check()
 
 
 @pytest.mark.parametrize(
@@ -308,4 +312,4 @@ def test_a_configuration_that_retriggers_itself_is_refused(input_prefix, input_s
     [("incoming/", ".csv", "predictions/"), ("data/in/", ".csv", "data/out/"), ("", ".tsv", "")],
 )
 def test_same_bucket_is_fine_when_outputs_cannot_match(input_prefix, input_suffix, output_prefix):
-    batch.BatchSettings("b", input_prefix, input_suffix, "b", output_prefix).check()
+    batch_settings.BatchSettings("b", input_prefix, input_suffix, "b", output_prefix).check()

@@ -18,7 +18,9 @@ from botocore.exceptions import ClientError
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import batch
+from chalicelib.batch import handler
+from chalicelib.batch.scoring import score_csv_stream
+from chalicelib.batch.settings import BatchSettings
 from chalicelib.predictor import LazyPredictor, Predictor, load_predictor
 from tests.conftest import ROOT
 from training.publish import publish
@@ -36,9 +38,9 @@ def houses_csv(synthetic_csvs: tuple[Path, Path]) -> bytes:
 
 
 @pytest.fixture
-def settings(s3, bucket) -> batch.BatchSettings:
+def settings(s3, bucket) -> BatchSettings:
     s3.create_bucket(Bucket=bucket + "-out")
-    return batch.BatchSettings(bucket, "incoming/", ".csv", bucket + "-out", "predictions/")
+    return BatchSettings(bucket, "incoming/", ".csv", bucket + "-out", "predictions/")
 
 
 @pytest.fixture
@@ -48,12 +50,17 @@ def model(predictor) -> LazyPredictor:
 
 def event(bucket: str, *keys: str) -> dict:
     """An S3 notification as S3 sends it: keys URL-encoded with + for space."""
-    return {"Records": [{"s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(k)}}} for k in keys]}
+    return {
+        "Records": [
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(k)}}}
+            for k in keys
+        ]
+    }
 
 
 def local_output(data: bytes, predictor: Predictor) -> bytes:
     out = io.BytesIO()
-    batch.score_csv_stream(io.BytesIO(data), out.write, predictor)
+    score_csv_stream(io.BytesIO(data), out.write, predictor)
     return out.getvalue()
 
 
@@ -87,6 +94,8 @@ def test_handler_through_the_chalice_client_end_to_end(
     s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)
     with Client(app_module.app, stage_name="local", project_dir=str(tmp_path)) as client:
         s3_event = client.events.generate_s3_event(bucket=settings.input_bucket, key=quote_plus(key))
+        etag = s3.head_object(Bucket=settings.input_bucket, Key=key)["ETag"].strip('"')
+        s3_event["Records"][0]["s3"]["object"]["eTag"] = etag  # Chalice's generator has a fixed one
         client.lambda_.invoke("score_uploaded_csv", s3_event)
     assert keys(s3, settings.output_bucket) == ["predictions/2024/a b ü €.predictions.csv"]
     output = s3.get_object(Bucket=settings.output_bucket, Key="predictions/2024/a b ü €.predictions.csv")
@@ -96,9 +105,9 @@ def test_handler_through_the_chalice_client_end_to_end(
 
 def test_redelivery_rewrites_the_same_single_object(s3, settings, model, houses_csv):
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/a.csv", Body=houses_csv)
-    first = batch.score_s3_event(event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
+    first = handler.score_s3_event(event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
     before = read(s3, settings.output_bucket, "predictions/a.predictions.csv")
-    second = batch.score_s3_event(event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
+    second = handler.score_s3_event(event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
     assert first == second
     assert first[0].status == "scored" and first[0].rows == houses_csv.count(b"\n") - 1
     assert keys(s3, settings.output_bucket) == ["predictions/a.predictions.csv"]
@@ -111,7 +120,7 @@ def test_every_record_of_an_event_is_scored(s3, settings, model, houses_csv, pre
     bodies = {"incoming/one.csv": b"".join(lines[:50]), "incoming/x/two.csv": b"".join([lines[0], *lines[50:80]])}
     for key, body in bodies.items():
         s3.put_object(Bucket=settings.input_bucket, Key=key, Body=body)
-    results = batch.score_s3_event(event(settings.input_bucket, *bodies), model, settings, s3)
+    results = handler.score_s3_event(event(settings.input_bucket, *bodies), model, settings, s3)
     assert [(r.key, r.rows) for r in results] == [("incoming/one.csv", 49), ("incoming/x/two.csv", 30)]
     assert read(s3, settings.output_bucket, "predictions/one.predictions.csv") == local_output(
         bodies["incoming/one.csv"], predictor
@@ -123,14 +132,15 @@ def test_every_record_of_an_event_is_scored(s3, settings, model, houses_csv, pre
 
 def test_bad_rows_are_reported_in_the_output(s3, settings, model, houses_csv):
     lines = houses_csv.decode().splitlines()[:6]
-    lines[2] = lines[2].replace(",2012,", ",twenty,", 1)  # year is not used when date is given
+    lines[2] = lines[2].replace(",2012,", ",twenty,", 1)  # not a number, even beside a date
     lines[4] = "not-a-date," + lines[4].split(",", 1)[1]
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/bad.csv", Body=("\n".join(lines) + "\n").encode())
-    [result] = batch.score_s3_event(event(settings.input_bucket, "incoming/bad.csv"), model, settings, s3)
+    [result] = handler.score_s3_event(event(settings.input_bucket, "incoming/bad.csv"), model, settings, s3)
     frame = pd.read_csv(io.BytesIO(read(s3, settings.output_bucket, "predictions/bad.predictions.csv")), dtype=str)
     assert len(frame) == 5 == result.rows
+    assert frame["error"].fillna("").tolist()[1] == "year: must be a number, got 'twenty'"
     assert frame["error"].fillna("").tolist()[3] == "date: must be an ISO date like 2021-07-01, got 'not-a-date'"
-    assert result.rows_with_errors == frame["error"].notna().sum() == 1
+    assert result.rows_with_errors == frame["error"].notna().sum() == 2
     assert frame["predicted_price"].isna().tolist() == frame["error"].notna().tolist()
 
 
@@ -141,9 +151,9 @@ def test_bad_rows_are_reported_in_the_output(s3, settings, model, houses_csv):
 def test_a_file_that_cannot_be_scored_gets_an_error_report(s3, settings, model, houses_csv, body, message, logged):
     key = "incoming/x.csv"
     s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)
-    batch.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
+    handler.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
     s3.put_object(Bucket=settings.input_bucket, Key=key, Body=body)  # the same key, now broken
-    [result] = batch.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
+    [result] = handler.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
     assert result.status == "failed" and result.output_key == "predictions/x.error.json"
     assert keys(s3, settings.output_bucket) == ["predictions/x.error.json"]  # the stale output is gone
     report = json.loads(read(s3, settings.output_bucket, "predictions/x.error.json"))
@@ -151,25 +161,31 @@ def test_a_file_that_cannot_be_scored_gets_an_error_report(s3, settings, model, 
     failed = [line for line in logged if line["event"] == "batch_file" and line["outcome"] == "failed"]
     assert failed and message in failed[-1]["reason"] and failed[-1]["input"] == report["input"]
     s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)  # fixed again
-    batch.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
+    handler.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
     assert keys(s3, settings.output_bucket) == ["predictions/x.predictions.csv"]
 
 
 def test_a_configuration_that_retriggers_itself_writes_nothing(s3, bucket, model, houses_csv):
-    settings = batch.BatchSettings(bucket, "incoming/", ".csv", bucket, "incoming/scored/")
+    settings = BatchSettings(bucket, "incoming/", ".csv", bucket, "incoming/scored/")
     s3.put_object(Bucket=bucket, Key="incoming/a.csv", Body=houses_csv)
     with pytest.raises(ValueError, match="would trigger the handler again"):
-        batch.score_s3_event(event(bucket, "incoming/a.csv"), model, settings, s3)
+        handler.score_s3_event(event(bucket, "incoming/a.csv"), model, settings, s3)
     assert keys(s3, bucket) == ["incoming/a.csv"]
 
 
-def test_escaping_keys_are_refused_and_the_rest_scored(s3, settings, model, houses_csv):
+def test_escaping_keys_are_refused_and_the_rest_scored(s3, settings, model, houses_csv, logged):
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/ok.csv", Body=houses_csv)
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/../escape.csv", Body=houses_csv)
     bad = event(settings.input_bucket, "incoming/../escape.csv", "incoming/ok.csv")
     bad["Records"].append(event("some-other-bucket", "incoming/ok.csv")["Records"][0])
-    with pytest.raises(ValueError, match=r"'\.\.' path segment.*not the input bucket"):
-        batch.score_s3_event(bad, model, settings, s3)
+    results = handler.score_s3_event(bad, model, settings, s3)
+    assert [r.status for r in results] == ["rejected", "scored", "rejected"]
+    assert "'..' path segment" in results[0].error and "not the input bucket" in results[2].error
+    rejected = [line for line in logged if line["event"] == "batch_file" and line["outcome"] == "rejected"]
+    assert [line["input"] for line in rejected] == [
+        f"s3://{settings.input_bucket}/incoming/../escape.csv",
+        "s3://some-other-bucket/incoming/ok.csv",
+    ]
     assert keys(s3, settings.output_bucket) == ["predictions/ok.predictions.csv"]
 
 
@@ -182,7 +198,7 @@ def test_a_failed_upload_is_aborted_and_raised(s3, settings, predictor, houses_c
 
     s3.meta.events.register("before-call.s3.CompleteMultipartUpload", refuse)
     with pytest.raises(ConnectionError):
-        batch.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
+        handler.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
     s3.meta.events.unregister("before-call.s3.CompleteMultipartUpload", refuse)
     assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
     assert keys(s3, settings.output_bucket) == []
@@ -200,7 +216,7 @@ def test_a_multipart_output_is_the_local_output_in_order(s3, settings, predictor
     lines[-5] = b"\n"
     body = b"".join([*lines, *lines[1:], *lines[1:]])
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/parts.csv", Body=body)
-    result = batch.score_s3_object(
+    result = handler.score_s3_object(
         settings.input_bucket, "incoming/parts.csv", predictor, settings, s3, 5 * 1024 * 1024
     )
     assert result.status == "scored" and result.rows_with_errors == 6
@@ -231,7 +247,7 @@ def test_an_upload_failing_in_the_background_is_raised_in_the_caller(
     s3.meta.events.register("after-call.s3.UploadPart", delete_output_bucket)
     try:
         with pytest.raises(ClientError) as raised:
-            batch.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
+            handler.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
     finally:
         s3.meta.events.unregister("after-call.s3.UploadPart", delete_output_bucket)
     assert raised.value.operation_name == "UploadPart"
@@ -254,7 +270,7 @@ def test_a_part_failing_midway_aborts_the_upload(s3, settings, predictor, houses
     s3.meta.events.register("before-call.s3.UploadPart", fail_the_second_part)
     try:
         with pytest.raises(ConnectionError):
-            batch.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
+            handler.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
     finally:
         s3.meta.events.unregister("before-call.s3.UploadPart", fail_the_second_part)
     assert parts == 2  # the first part had been uploaded, nothing after the failure
@@ -276,7 +292,7 @@ def test_200k_rows_s3_to_s3_and_bounded_memory(s3, settings, model, predictor, h
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/big.csv", Body=data)
 
     started = time.perf_counter()
-    [result] = batch.score_s3_event(event(settings.input_bucket, "incoming/big.csv"), model, settings, s3)
+    [result] = handler.score_s3_event(event(settings.input_bucket, "incoming/big.csv"), model, settings, s3)
     s3_seconds = time.perf_counter() - started
     assert result.rows == rows and result.rows_with_errors == 0
     body = s3.get_object(Bucket=settings.output_bucket, Key="predictions/big.predictions.csv")["Body"]
@@ -291,14 +307,14 @@ def test_200k_rows_s3_to_s3_and_bounded_memory(s3, settings, model, predictor, h
 
     source = io.BytesIO(data)
     tracemalloc.start()
-    batch.score_csv_stream(source, count, predictor)
+    score_csv_stream(source, count, predictor)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert written > len(data) and peak < 120 * 1024 * 1024, peak
 
     started = time.perf_counter()
     source.seek(0)
-    batch.score_csv_stream(source, count, predictor)
+    score_csv_stream(source, count, predictor)
     local_seconds = time.perf_counter() - started
     frame = pd.read_csv(io.BytesIO(data), dtype={"zipcode": str})
     frame["month"] = frame["date"].str[5:7].astype(int)

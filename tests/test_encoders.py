@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from chalicelib.contract import FEATURE_NAMES, TARGET, normalize_zipcode, parse_date
+from chalicelib.contract import FEATURE_NAMES, TARGET, normalize_city, normalize_zipcode, parse_date
 from chalicelib.encoders import CityLocations, CityTargetEncoder, Encoders, ZipcodeFrequencyEncoder
 
 
@@ -17,14 +17,14 @@ def test_feature_order_is_the_lab_request_order(lab_records):
 
 def test_zipcode_frequency_counts_train_rows_and_unseen_is_zero():
     encoder = ZipcodeFrequencyEncoder().fit([2134, "02134", "90210", 90210, 90210])
-    assert encoder.transform(["02134", 2134, "90210", "10001"]).tolist() == [2.0, 2.0, 3.0, 0.0]
+    assert encoder.transform(["02134", 2134, "90210", "10001"]) == [2.0, 2.0, 3.0, 0.0]
 
 
 def test_city_target_encoder_shrinks_toward_global_mean_and_unseen_gets_it():
     encoder = CityTargetEncoder(smoothing=2).fit(["Austin", "austin ", "Boston"], [100.0, 300.0, 500.0])
     assert encoder.global_mean == pytest.approx(300.0)
     # Austin: (100 + 300 + 2 * 300) / (2 + 2); Boston: (500 + 2 * 300) / (1 + 2)
-    assert encoder.transform(["AUSTIN", "Boston", "Nowhere"]).tolist() == pytest.approx([250.0, 1100 / 3, 300.0])
+    assert encoder.transform(["AUSTIN", "Boston", "Nowhere"]) == pytest.approx([250.0, 1100 / 3, 300.0])
 
 
 def test_encoders_json_round_trip_predicts_the_same(splits):
@@ -61,7 +61,56 @@ def test_parse_date_rejects(text):
         parse_date(text)
 
 
-@pytest.mark.parametrize("value", ["1234567", "12a45", True, 12.5, ""])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(2134, "02134"), ("2134", "02134"), ("02134", "02134"), (" 45202 ", "45202"), ("45202-1234", "45202")],
+)
+def test_normalize_zipcode_gives_five_ascii_digits(value, expected):
+    assert normalize_zipcode(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1234567",
+        "12a45",
+        True,
+        12.5,
+        2134.0,
+        "",
+        123456,
+        -1,
+        "٤٥٢٠٢",  # Arabic-Indic digits
+        "4520²",  # a superscript two
+        "45202-12",
+        "4520-1234",
+        "45202 1234",
+        None,
+        ["45202"],
+    ],
+)
 def test_normalize_zipcode_rejects(value):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a zipcode is five digits"):
         normalize_zipcode(value)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "Ashfield, FL",
+        "Ashfield,FL",
+        "ASHFIELD FL",
+        "  ashfield   fl ",
+        "\uff21\uff53\uff48\uff46\uff49\uff45\uff4c\uff44, \uff26\uff2c",  # full-width compatibility forms
+        "Ash\u200bfield,\u00a0FL",  # a zero-width space, a non-breaking space
+        "\ufeffAshfield, FL\u00ad",  # a byte-order mark, a soft hyphen
+        "Ashfield, FL\t",
+    ],
+)
+def test_every_spelling_of_a_city_has_one_key(spelling):
+    assert normalize_city(spelling) == "ashfield fl"
+
+
+@pytest.mark.parametrize("other", ["Ashfield, GA", "Ashfeld, FL", "Ash field, FL"])
+def test_other_cities_keep_other_keys(other):
+    assert normalize_city(other) != "ashfield fl"

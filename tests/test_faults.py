@@ -13,8 +13,10 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import batch
 from chalicelib.artifacts import LATEST, MODEL_FILE
+from chalicelib.batch import handler
+from chalicelib.batch.scoring import score_csv_stream
+from chalicelib.batch.settings import BatchSettings
 from chalicelib.predictor import LazyPredictor, load_predictor
 from tests.conftest import local_project
 from training.publish import publish
@@ -91,24 +93,28 @@ def test_a_corrupted_version_is_refused_and_the_loaded_one_kept(
     assert failures and "does not match its checksum" in failures[-1]["reason"]
 
 
-def batch_setup(s3, bucket: str, synthetic_csvs) -> tuple[batch.BatchSettings, bytes, dict]:
+def batch_setup(s3, bucket: str, synthetic_csvs) -> tuple[BatchSettings, bytes, dict]:
     s3.create_bucket(Bucket=f"{bucket}-out")
-    settings = batch.BatchSettings(bucket, "incoming/", ".csv", f"{bucket}-out", "predictions/")
+    settings = BatchSettings(bucket, "incoming/", ".csv", f"{bucket}-out", "predictions/")
     header, _, rows = synthetic_csvs[0].read_bytes().partition(b"\n")
     data = header + b"\n" + rows * 3  # an output of several 5 MiB parts
     key = "incoming/retry me.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=data)
-    event = {"Records": [{"s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key)}}}]}
+    event = {
+        "Records": [
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key)}}}
+        ]
+    }
     return settings, data, event
 
 
 def local_output(data: bytes, predictor) -> bytes:
     out = io.BytesIO()
-    batch.score_csv_stream(io.BytesIO(data), out.write, predictor)
+    score_csv_stream(io.BytesIO(data), out.write, predictor)
     return out.getvalue()
 
 
-def output_objects(s3, settings: batch.BatchSettings) -> dict[str, bytes]:
+def output_objects(s3, settings: BatchSettings) -> dict[str, bytes]:
     listing = s3.list_objects_v2(Bucket=settings.output_bucket).get("Contents", [])
     return {o["Key"]: s3.get_object(Bucket=settings.output_bucket, Key=o["Key"])["Body"].read() for o in listing}
 
@@ -129,12 +135,12 @@ def test_an_upload_failing_mid_way_is_aborted_and_the_retry_writes_one_output(
 
     failing.meta.events.register("before-parameter-build.s3.UploadPart", second_part_fails)
     with pytest.raises(ConnectionError):
-        batch.score_s3_object(bucket, "incoming/retry me.csv", predictor, settings, failing, 5 * 1024 * 1024)
+        handler.score_s3_object(bucket, "incoming/retry me.csv", predictor, settings, failing, 5 * 1024 * 1024)
     assert parts[:2] == [1, 2]
     assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
     assert output_objects(s3, settings) == {}
 
-    batch.score_s3_event(event, model, settings, s3_client=s3)  # Lambda's retry
+    handler.score_s3_event(event, model, settings, s3_client=s3)  # Lambda's retry
     assert output_objects(s3, settings) == {"predictions/retry me.predictions.csv": local_output(data, predictor)}
 
 
@@ -147,7 +153,7 @@ def test_the_same_event_twice_at_once_gives_one_correct_output(s3, s3_server, bu
     def deliver() -> None:
         try:
             start.wait()
-            batch.score_s3_event(event, LazyPredictor(lambda: predictor), settings, s3_client=s3_server.client())
+            handler.score_s3_event(event, LazyPredictor(lambda: predictor), settings, s3_client=s3_server.client())
         except BaseException as exc:  # collected and re-raised below
             errors.append(exc)
 

@@ -12,17 +12,17 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib.artifacts import S3Store
-from chalicelib.batch import BatchSettings
+from chalicelib.batch.settings import BatchSettings
 from tests import s3_audit
 from tests.s3_audit import HANDLER_ID, ROOT, Call, Origin, Recorder, violations
 
 STORE = S3Store(None, "art", "models")
 SETTINGS = BatchSettings("in", "incoming/", ".csv", "out", "predictions/")
-BATCH_FILE = str(ROOT / "chalicelib" / "batch.py")
+BATCH_FILE = str(ROOT / "chalicelib" / "batch" / "handler.py")
 LOADER_FILE = str(ROOT / "chalicelib" / "artifacts.py")
 PUBLISH_FILE = str(ROOT / "training" / "publish.py")
 
-# Compiled under batch.py's name, so its frames look like the batch code's to the recorder.
+# Compiled under the batch handler's name, so its frames look like the batch code's to the recorder.
 PROBE = """
 def probe(client, store, settings, executor):
     client.delete_object(Bucket=settings.output_bucket, Key=settings.output_prefix + "x.predictions.csv")

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from chalicelib.artifacts import ENCODERS_FILE, LATEST, MANIFEST_FILE, MODEL_FILE, sha256
+from chalicelib.columns_numpy import NumpyOps
 from chalicelib.contract import FEATURE_NAMES, FEATURES, PASSTHROUGH, TARGET
 from chalicelib.encoders import Encoders
-from chalicelib.features import build_features
+from chalicelib.pipeline import Columns, TrainingDomain, check
 from training.data import Splits, fingerprint, generate_synthetic, load_housets, split_by_date
 from training.evaluate import LinearBaseline, MedianBaseline, format_table, regression_metrics
 
@@ -45,14 +46,19 @@ EARLY_STOPPING_ROUNDS = 50
 
 
 def features_of(frame: pd.DataFrame, encoders: Encoders) -> np.ndarray:
-    return build_features(
-        frame["year"].to_numpy(),
-        frame["month"].to_numpy(),
-        frame["zipcode"].tolist(),
-        frame["city_full"].astype(str).tolist(),
-        frame[[f.name for f in PASSTHROUGH]].to_numpy(dtype=np.float64),
-        encoders,
-    )
+    """The model matrix of cleaned raw rows, through the service's own pipeline: features can
+    never be derived differently in training and serving."""
+    n = len(frame)
+    given = ("year", "month", *(f.name for f in PASSTHROUGH))
+    numbers = {
+        name: frame[name].to_numpy(np.float64) if name in given else np.full(n, np.nan) for name in FEATURE_NAMES
+    }
+    absent = {name: [] if name in given else list(range(n)) for name in FEATURE_NAMES}
+    texts = {"zipcode": frame["zipcode"].tolist(), "city_full": frame["city_full"].astype(str).tolist()}
+    checked = check(Columns(n, False, numbers, absent, texts), encoders, TrainingDomain({}, None), NumpyOps())
+    if checked.problems:
+        raise ValueError(f"{len(checked.problems)} problems in cleaned training rows, e.g. {checked.problems[:3]}")
+    return checked.matrix
 
 
 def train(splits: Splits, num_boost_round: int = NUM_BOOST_ROUND, log_every: int = 100) -> dict[str, Any]:
@@ -101,6 +107,7 @@ def train(splits: Splits, num_boost_round: int = NUM_BOOST_ROUND, log_every: int
         "encoders": encoders,
         "metrics": metrics,
         "ranges": _observed_ranges(matrices["train"]),
+        "period": [f"{d:%Y-%m}" for d in pd.to_datetime(train_frame["date"]).agg(["min", "max"])],
     }
 
 
@@ -116,6 +123,7 @@ def write_version(result: dict[str, Any], splits: Splits, out_dir: Path) -> Path
         "created_at": created.isoformat(timespec="seconds"),
         "features": list(FEATURE_NAMES),
         "input_schema": input_schema(result["ranges"]),
+        "training_period": result["period"],
         "lightgbm_version": lightgbm.__version__,
         "files": {MODEL_FILE: sha256(model_text), ENCODERS_FILE: sha256(encoders_json)},
         "training_data": {

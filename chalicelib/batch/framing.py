@@ -1,0 +1,86 @@
+"""CSV bytes into complete records, a block at a time, and the fields of each record counted.
+
+Records are split on line ends outside quoted fields; a record keeps its bytes exactly, so
+the output can copy every input cell as given. Nothing here decodes or parses cells.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Protocol
+
+import numpy as np
+
+# A record still open after this many bytes is an unbalanced quote, not a real row.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+_QUOTED = re.compile(rb'"[^"]*"')
+
+
+class Readable(Protocol):
+    """What scoring reads from: a local file, an S3 body, or the read-ahead over one."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+class BatchFileError(Exception):
+    """A file that cannot be scored at all; the message says why, for the error report."""
+
+
+def _close_quotes(lines: list[bytes]) -> tuple[list[bytes], bytes | None]:
+    """Join physical lines into CSV records (a quoted field may hold newlines); also the open tail."""
+    if not any(line.count(b'"') & 1 for line in lines):
+        return lines, None
+    records: list[bytes] = []
+    current: bytes | None = None
+    for line in lines:
+        odd = line.count(b'"') & 1
+        if current is None and not odd:
+            records.append(line)
+        elif current is None:
+            current = line
+        else:
+            current += b"\n" + line
+            if odd:
+                records.append(current)
+                current = None
+    return records, current
+
+
+def record_blocks(source: Readable, block_bytes: int) -> Iterator[list[bytes]]:
+    """Complete CSV records without their line ends, a block of input at a time."""
+    pending = b""
+    while block := source.read(block_bytes):
+        text = pending + block
+        lines = text.split(b"\n")
+        pending = lines.pop()
+        # Most files quote nothing; the per-line quote count is then skipped.
+        records, open_record = _close_quotes(lines) if b'"' in text else (lines, None)
+        if open_record is not None:
+            pending = open_record + b"\n" + pending
+        if len(pending) > MAX_RECORD_BYTES:
+            raise BatchFileError(f"a row longer than {MAX_RECORD_BYTES:,} bytes: is a quote not closed?")
+        if records:
+            yield records
+    if pending:
+        records, open_record = _close_quotes([pending])
+        if open_record is not None:
+            raise BatchFileError("the file ends inside a quoted field: is a quote not closed?")
+        yield records
+
+
+def field_counts(data: bytes, rows: int) -> np.ndarray | None:
+    """Fields per record of a block (records joined by newlines): separators outside quoted sections, plus one.
+
+    Counted with numpy on the whole block, not line by line: this runs on every block, and a
+    per-line loop was a tenth of the time not spent predicting. None when quotes make the
+    records impossible to tell apart this way; the caller then reads the block record by record.
+    """
+    if b'"' in data:
+        data = _QUOTED.sub(b"", data)
+    text = np.frombuffer(data, dtype=np.uint8)
+    line_ends = np.flatnonzero(text == ord("\n"))
+    if len(line_ends) != rows:
+        return None
+    commas_before = np.searchsorted(np.flatnonzero(text == ord(",")), line_ends)
+    return np.diff(commas_before, prepend=0) + 1

@@ -1,0 +1,130 @@
+"""A CSV byte stream in, the same rows with their predictions out.
+
+The output is the input with three columns appended: every input row, in order, with its
+cells exactly as given (the original text is copied, never re-formatted), then
+`predicted_price` (shortest text that reads back as the same float), `error` (empty when the
+row was scored, else every problem as `field: reason; field: reason`) and `warnings` (what
+is doubtful about a scored row: an unseen zipcode or city, a value outside the training data).
+Rows out equal rows in, always: a bad row gets an error, never dropped or filled in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from chalicelib.batch.cells import Layout, read_block
+from chalicelib.batch.framing import BatchFileError, Readable, record_blocks
+from chalicelib.columns_numpy import NumpyOps
+from chalicelib.pipeline import Problem, check
+from chalicelib.predictor import Predictor
+
+# Input is read and parsed this many bytes at a time (about 25,000 HouseTS rows), which
+# bounds memory whatever the file size.
+BLOCK_BYTES = 8 * 1024 * 1024
+NUMPY_OPS = NumpyOps()
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    rows: int
+    rows_with_errors: int
+    model_version: str
+
+
+@dataclass(frozen=True)
+class _CheckedBlock:
+    """A block parsed and checked: what is left is to predict its clean rows and write it out.
+
+    Checking and predicting are separate steps so that one block is predicted while the next is checked.
+    """
+
+    records: list[bytes]
+    errors: dict[int, str]
+    warnings: dict[int, str]
+    clean_rows: list[int]
+
+    def output(self, predictions: np.ndarray) -> bytes:
+        """The block's output lines: each record, then its prediction or its errors, then its warnings."""
+        n = len(self.records)
+        values = [b""] * n
+        for row, value in zip(self.clean_rows, predictions.tolist(), strict=True):
+            values[row] = b"%a" % value  # %a of a float is its repr, as bytes without an encode
+        suffixes = [b",%s,,\n" % v for v in values]
+        for row in self.errors.keys() | self.warnings.keys():
+            error, warning = _quoted(self.errors.get(row, "")), _quoted(self.warnings.get(row, ""))
+            suffixes[row] = b",%s,%s,%s\n" % (values[row], error, warning)
+        parts: list[bytes] = [b""] * (2 * n)
+        parts[0::2] = self.records
+        parts[1::2] = suffixes
+        return b"".join(parts)
+
+
+def _quoted(text: str) -> bytes:
+    return f'"{text.replace(chr(34), chr(34) * 2)}"'.encode() if text else b""
+
+
+def _by_row(problems: list[Problem]) -> dict[int, str]:
+    """`field: reason; field: reason` per row, in the pipeline's order."""
+    grouped: dict[int, list[str]] = {}
+    for p in problems:
+        grouped.setdefault(p.record, []).append(f"{p.field}: {p.message}")
+    return {row: "; ".join(messages) for row, messages in grouped.items()}
+
+
+def _check_block(records: list[bytes], layout: Layout, predictor: Predictor) -> tuple[_CheckedBlock, np.ndarray]:
+    """Read and check one block: each row's errors and warnings, and the features of the clean ones."""
+    block = read_block(records, layout)
+    checked = check(block.columns, predictor.encoders, predictor.domain, NUMPY_OPS)
+    errors = _by_row(checked.problems)
+    errors.update(block.unreadable_rows)  # a row that is not a row: its cells' problems say nothing more
+    warnings = {row: text for row, text in _by_row(checked.warnings).items() if row not in block.unreadable_rows}
+    clean = [row for row in checked.rows if row not in block.unreadable_rows]
+    features = checked.matrix if len(clean) == len(checked.rows) else checked.matrix[np.isin(checked.rows, clean)]
+    return _CheckedBlock(block.records, errors, warnings, clean), features
+
+
+def _predict(predictor: Predictor, features: np.ndarray) -> np.ndarray:
+    return predictor.predict(features) if len(features) else np.empty(0)
+
+
+def score_csv_stream(
+    source: Readable,
+    write: Callable[[bytes], None],
+    predictor: Predictor,
+    block_bytes: int = BLOCK_BYTES,
+) -> BatchSummary:
+    """Score a CSV byte stream block by block, passing output bytes to `write`.
+
+    Raises BatchFileError for a file that cannot be scored at all; output already
+    written is then incomplete, and the caller discards it.
+    """
+    rows = rows_with_errors = 0
+    layout: Layout | None = None
+    # One block is predicted by the pool's thread (LightGBM releases the GIL) while this
+    # thread writes out the block before it and checks the block after it.
+    with ThreadPoolExecutor(1, "batch-predict") as predicts:
+        predicting: tuple[_CheckedBlock, Future[np.ndarray]] | None = None
+        for records in record_blocks(source, block_bytes):
+            if layout is None:
+                layout = Layout.of(records[0])
+                write(layout.output_header)
+                records = records[1:]
+                if not records:
+                    continue
+            block, features = _check_block(records, layout, predictor)
+            submitted = (block, predicts.submit(_predict, predictor, features))
+            del features  # held by the pool only until predicted, not while the next block is checked
+            if predicting is not None:
+                write(predicting[0].output(predicting[1].result()))
+            predicting = submitted
+            rows += len(block.records)
+            rows_with_errors += len(block.errors)
+        if predicting is not None:
+            write(predicting[0].output(predicting[1].result()))
+    if layout is None:
+        raise BatchFileError("the file is empty: expected a header row and data rows")
+    return BatchSummary(rows, rows_with_errors, predictor.version)

@@ -1,0 +1,107 @@
+"""Column primitives the input checks run on, for plain Python lists.
+
+Why two implementations of these few primitives (this one, and `columns_numpy.NumpyOps`):
+the API function answers one request without importing numpy (its cold start), while a CSV
+block of 25,000 rows checked in pure Python costs more than predicting it. Which rule applies
+and what it says exists once, in `chalicelib.pipeline`; only these primitives exist twice, and
+tests/test_pipeline.py runs every check through both.
+
+A column is a sequence of floats, NaN where a value is absent or unreadable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+Column = Any  # list[float] here, a float64 ndarray for NumpyOps
+NAN = math.nan
+
+
+class Ops(Protocol):
+    """What the checks need from a column type."""
+
+    def column(self, values: Sequence[float]) -> Column: ...
+
+    def full(self, rows: int, value: float) -> Column: ...
+
+    def value(self, column: Column, row: int) -> float: ...
+
+    def rows_nonfinite(self, column: Column) -> list[int]:
+        """Rows holding an infinity (NaN is absent, not infinite)."""
+        ...
+
+    def rows_outside(self, column: Column, low: float, high: float) -> list[int]:
+        """Rows with a finite value below `low` or above `high`."""
+        ...
+
+    def rows_fractional(self, column: Column) -> list[int]:
+        """Rows with a finite value that is not a whole number."""
+        ...
+
+    def rows_differ(self, a: Column, b: Column) -> list[int]:
+        """Rows where both values are present and differ."""
+        ...
+
+    def rows_equal(self, column: Column, value: float) -> list[int]: ...
+
+    def quarters(self, months: Column) -> Column:
+        """The quarter of each whole month in 1..12, NaN elsewhere."""
+        ...
+
+    def year_months(self, years: Column, months: Column) -> Column:
+        """Months since year 0 (year * 12 + month - 1): orders dates by month."""
+        ...
+
+    def fill_absent(self, column: Column, fill: Column) -> Column:
+        """`column` with its NaN values replaced by `fill`'s."""
+        ...
+
+    def matrix(self, columns: Sequence[Column], rows: Sequence[int]) -> Any:
+        """The given rows of the columns as a row-major matrix, one row per input row."""
+        ...
+
+
+class ListOps:
+    """Columns as Python lists: for a request's few records, where importing numpy costs more than it saves."""
+
+    def column(self, values: Sequence[float]) -> list[float]:
+        return list(values)
+
+    def full(self, rows: int, value: float) -> list[float]:
+        return [value] * rows
+
+    def value(self, column: list[float], row: int) -> float:
+        return column[row]
+
+    def rows_nonfinite(self, column: list[float]) -> list[int]:
+        return [r for r, v in enumerate(column) if v in (math.inf, -math.inf)]
+
+    def rows_outside(self, column: list[float], low: float, high: float) -> list[int]:
+        return [r for r, v in enumerate(column) if (v < low or v > high) and not math.isinf(v)]
+
+    def rows_fractional(self, column: list[float]) -> list[int]:
+        return [r for r, v in enumerate(column) if math.isfinite(v) and not v.is_integer()]
+
+    def rows_differ(self, a: list[float], b: list[float]) -> list[int]:
+        # NaN != anything, so "both present" must be tested, not left to the comparison.
+        return [r for r, (x, y) in enumerate(zip(a, b, strict=True)) if x != y and x == x and y == y]
+
+    def rows_equal(self, column: list[float], value: float) -> list[int]:
+        return [r for r, v in enumerate(column) if v == value]
+
+    def quarters(self, months: list[float]) -> list[float]:
+        return [float((int(m) - 1) // 3 + 1) if m in _MONTHS else NAN for m in months]
+
+    def year_months(self, years: list[float], months: list[float]) -> list[float]:
+        return [y * 12 + m - 1 for y, m in zip(years, months, strict=True)]
+
+    def fill_absent(self, column: list[float], fill: list[float]) -> list[float]:
+        return [f if v != v else v for v, f in zip(column, fill, strict=True)]
+
+    def matrix(self, columns: Sequence[list[float]], rows: Sequence[int]) -> list[list[float]]:
+        return [[c[r] for c in columns] for r in rows]
+
+
+_MONTHS = frozenset(float(m) for m in range(1, 13))
