@@ -10,6 +10,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
+from chalicelib import api
 from chalicelib.api import MAX_BODY_BYTES, MAX_RECORDS
 from chalicelib.predictor import LazyPredictor, load_predictor
 from tests.conftest import local_project
@@ -216,3 +217,146 @@ def test_unloadable_model_is_503_and_a_later_request_retries(cold_app, artifacts
         shutil.copytree(artifacts_dir, served)
         status, body = post(client, lab_records)
         assert status == 200 and body["count"] == 5
+
+
+# ---------------------------------------------------------------------------- one way in (issue 9)
+
+
+def messages(body, kind="problems") -> dict[tuple[int, str], str]:
+    return {(p["record"], p["field"]): p["message"] for p in body.get(kind, [])}
+
+
+@pytest.mark.parametrize(
+    ("zipcode", "ok"),
+    [(2134, True), ("02134", True), ("2134", True), ("02134-0001", True), ("٠٢١٣٤", False), ("0213⁴", False)],
+)
+def test_zipcode_forms(client, splits, zipcode, ok):
+    record = raw_record(splits) | {"zipcode": zipcode}
+    status, body = post(client, record)
+    if ok:
+        same = post(client, raw_record(splits) | {"zipcode": str(zipcode)[:5].zfill(5)})[1]["predictions"]
+        assert status == 200 and body["predictions"] == same
+    else:
+        assert status == 400 and problems(body) == {(0, "zipcode")}
+        assert "a zipcode is five digits" in body["problems"][0]["message"]
+
+
+def test_unseen_zipcode_and_city_are_scored_with_a_warning_naming_what_was_used(client, splits, artifacts_dir):
+    record = raw_record(splits) | {"zipcode": "99999", "city_full": "Atlantis, ZZ", "lat": 40.0, "lng": -100.0}
+    status, body = post(client, record)
+    assert status == 200, body
+    found = messages(body, "warnings")
+    assert found[(0, "zipcode")] == "99999 is not in the training data: scored as unseen (zipcode_freq 0)"
+    mean = load_predictor(str(artifacts_dir)).encoders.city.global_mean
+    assert found[(0, "city_full")] == (
+        f"'Atlantis, ZZ' is not in the training data: scored with city_encoded {mean:,.0f}, the mean training price"
+    )
+
+
+def test_pre_encoded_encodings_of_unseen_identifiers_are_said(client, lab_records, artifacts_dir):
+    mean = load_predictor(str(artifacts_dir)).encoders.city.global_mean
+    status, body = post(client, lab_records[0] | {"zipcode_freq": 0.0, "city_encoded": mean})
+    assert status == 200
+    assert {"zipcode_freq", "city_encoded"} <= {f for _, f in messages(body, "warnings")}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "fragment"),
+    [
+        ({"year": 2020}, "year", "but date"),
+        ({"month": 3}, "month", "but date"),
+        ({"quarter": 1}, "quarter", "but date"),
+    ],
+)
+def test_a_date_contradicted_by_year_month_or_quarter_is_refused(client, splits, change, field, fragment):
+    record = raw_record(splits) | {"date": "2021-07-01"} | change
+    status, body = post(client, record)
+    assert status == 400 and problems(body) == {(0, field)}
+    message = body["problems"][0]["message"]
+    assert fragment in message and "2021-07-01" in message  # both fields named
+
+
+def test_a_raw_quarter_must_agree_with_its_month(client, splits):
+    record = raw_record(splits)
+    del record["date"]
+    status, body = post(client, record | {"year": 2021, "month": 7, "quarter": 2})
+    assert status == 400 and messages(body) == {(0, "quarter"): "is 2, but month 7 is in quarter 3"}
+    assert post(client, record | {"year": 2021, "month": 7, "quarter": 3})[0] == 200
+
+
+def test_a_pre_encoded_record_with_a_contradicting_date_is_refused(client, lab_records):
+    status, body = post(client, lab_records[0] | {"date": "2021-08-01"})  # the record says July
+    assert status == 400 and problems(body) == {(0, "month")}
+    assert post(client, lab_records[0] | {"date": "2021-07-01"})[0] == 200
+
+
+def test_extrapolation_is_scored_with_a_warning_and_impossible_values_refused(client, lab_records, artifacts_dir):
+    low, high = load_predictor(str(artifacts_dir)).domain.ranges["median_dom"]
+    status, body = post(client, lab_records[0] | {"median_dom": high + 100})
+    assert status == 200
+    assert messages(body, "warnings")[(0, "median_dom")] == (
+        f"{high + 100:g} is outside the training range [{low:g}, {high:g}]: the model extrapolates"
+    )
+    status, body = post(client, lab_records[0] | {"median_dom": 5000})
+    assert status == 400 and messages(body) == {(0, "median_dom"): "must be a number in [0, 3650], got 5000"}
+
+
+def test_dates_outside_the_training_period_are_said(client, splits):
+    record = raw_record(splits) | {"date": "2012-01-01"}
+    status, body = post(client, record)
+    assert status == 200 and "outside the training period" in messages(body, "warnings")[(0, "date")]
+    status, body = post(client, raw_record(splits) | {"date": "1985-01-01"})
+    assert status == 400 and problems(body) == {(0, "date")}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"records": [{"year": ' + "9" * 5000 + "}]}", "a number cannot be read"),
+        ('{"year": 2021, "year": 2022}', "key 'year' appears more than once"),
+        ('{"records": [{"a": 1}], "records": []}', "key 'records' appears more than once"),
+    ],
+)
+def test_json_python_cannot_hold_is_a_400(client, text, fragment):
+    status, body = post(client, text)
+    assert status == 400 and fragment in body["error"]
+
+
+def test_replies_are_bounded(client, lab_records):
+    broken = {name: "x" for name in lab_records[0]}
+    status, body = post(client, [broken] * api.MAX_RECORDS)
+    assert status == 400
+    assert len(body["problems"]) == api.MAX_LISTED
+    assert body["problems_not_listed"] == len(broken) * api.MAX_RECORDS - api.MAX_LISTED
+    assert len(json.dumps(body)) < 1_000_000
+
+
+def lambda_call(event):
+    class Context:
+        aws_request_id = "test"
+        function_name = "api_handler"
+
+    return app_module.app(event, Context())
+
+
+@pytest.mark.parametrize(
+    "event", [{"body": '{"records": []}'}, {"year": 2021, "month": 7}, [1, 2], "predict", {"requestContext": 3}]
+)
+def test_an_event_without_api_gateways_envelope_gets_a_json_400_saying_what_to_send(event):
+    reply = lambda_call(event)
+    assert reply["statusCode"] == 400
+    message = json.loads(reply["body"])["error"]
+    assert "POST /predict_price" in message and "API Gateway" in message
+
+
+def test_an_unknown_path_gets_a_json_404_listing_the_routes():
+    event = {"requestContext": {"resourcePath": "/nope", "httpMethod": "GET"}, "path": "/nope", "httpMethod": "GET"}
+    reply = lambda_call(event)
+    assert reply["statusCode"] == 404
+    assert "POST /predict_price" in json.loads(reply["body"])["error"]
+
+
+def test_predict_is_the_lab_path_for_the_same_request(client, lab_records):
+    response = client.http.post("/predict", headers=JSON, body=json.dumps({"records": lab_records}))
+    assert response.status_code == 200
+    assert json.loads(response.body)["predictions"] == post(client, {"records": lab_records})[1]["predictions"]
