@@ -7,7 +7,6 @@ import io
 import json
 import threading
 from pathlib import Path
-from urllib.parse import quote_plus
 
 import pytest
 from chalice.test import Client
@@ -16,6 +15,7 @@ import app as app_module
 from chalicelib import batch
 from chalicelib.artifacts import LATEST, MODEL_FILE
 from chalicelib.predictor import LazyPredictor, load_predictor
+from testkit.events import s3_put_event
 from tests.conftest import local_project
 from training.publish import publish
 
@@ -98,7 +98,7 @@ def batch_setup(s3, bucket: str, synthetic_csvs) -> tuple[batch.BatchSettings, b
     data = header + b"\n" + rows * 3  # an output of several 5 MiB parts
     key = "incoming/retry me.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=data)
-    event = {"Records": [{"s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key)}}}]}
+    event = s3_put_event(bucket, key)
     return settings, data, event
 
 
