@@ -26,119 +26,24 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS_DIR = REPO_ROOT / "requirements"
+from deploy.specs import (
+    ARCHES,
+    FUNCTIONS,
+    LAMBDA_MAX_UNZIPPED,
+    LAYERS,
+    LIBGOMP_MEMBER_GLOB,
+    LIBGOMP_SOURCE_PIN,
+    MAX_ZIP_BYTES,
+    MIB,
+    REPO_ROOT,
+    VERSION_CEILINGS,
+    Arch,
+    LayerSpec,
+)
+
 DEFAULT_OUT = REPO_ROOT / "build" / "layers"
 DEFAULT_WHEEL_CACHE = Path.home() / ".cache" / "house-prices" / "wheels"
 FUNCTION_ZIP_NAME = "function.zip"
-
-MIB = 1024 * 1024
-# Lambda's own limits are in MiB (250 MB unzipped = 262,144,000 bytes), so all sizes are.
-MAX_ZIP_BYTES = 50 * MIB
-LAMBDA_MAX_UNZIPPED = 250 * MIB
-
-# libgomp source: the scikit-learn wheel (manylinux_2_28, cp312) bundles a libgomp built
-# for old glibc. Only that one file is taken; scikit-learn itself goes in no layer.
-LIBGOMP_SOURCE_PIN = "scikit-learn==1.9.1"
-LIBGOMP_MEMBER_GLOB = "scikit_learn.libs/libgomp-*.so.1*"
-
-# Symbol-version ceilings of the python3.12 runtime (Amazon Linux 2023: glibc 2.34,
-# GCC 11 runtime libraries: libstdc++ up to GLIBCXX_3.4.29 / CXXABI_1.3.13).
-VERSION_CEILINGS: dict[str, tuple[int, ...]] = {
-    "GLIBC": (2, 34),
-    "GLIBCXX": (3, 4, 29),
-    "CXXABI": (1, 3, 13),
-    "GCC": (11,),
-}
-
-# Libraries an extension may need that the python3.12 Lambda image provides itself
-# (glibc, the GCC runtime and zlib are in every AL2023 Lambda image). Anything else must
-# be found inside the layer: via RPATH/RUNPATH ($ORIGIN) or in lib/ (/opt/lib is on
-# Lambda's LD_LIBRARY_PATH).
-SYSTEM_LIBS_COMMON = frozenset(
-    {
-        "libc.so.6",
-        "libm.so.6",
-        "libpthread.so.0",
-        "libdl.so.2",
-        "librt.so.1",
-        "libutil.so.1",
-        "libstdc++.so.6",
-        "libgcc_s.so.1",
-        "libz.so.1",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Arch:
-    """A Lambda architecture and the names that stand for it in wheels and ELF files."""
-
-    lambda_name: str
-    machine: str
-    elf_machine: str
-    loader: str
-
-    def platform_tags(self) -> list[str]:
-        """Manylinux tags for glibc <= 2.34, newest first; pip does not expand them itself."""
-        tags = [f"manylinux_2_{minor}_{self.machine}" for minor in range(34, 16, -1)]
-        return [*tags, f"manylinux2014_{self.machine}"]
-
-    def system_libs(self) -> frozenset[str]:
-        """The allow-list plus this architecture's dynamic loader."""
-        return SYSTEM_LIBS_COMMON | {self.loader}
-
-
-ARCHES = {
-    "x86_64": Arch("x86_64", "x86_64", "Advanced Micro Devices X86-64", "ld-linux-x86-64.so.2"),
-    "arm64": Arch("arm64", "aarch64", "AArch64", "ld-linux-aarch64.so.1"),
-}
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One layer: its pins, what may never be in it, and whether it carries libgomp."""
-
-    name: str
-    requirements: Path
-    forbidden_top_level: frozenset[str]
-    with_libgomp: bool = False
-
-    @property
-    def zip_name(self) -> str:
-        return f"{self.name}-layer.zip"
-
-
-LAYERS = (
-    LayerSpec(
-        "model",
-        REQUIREMENTS_DIR / "layer-model.txt",
-        # lightgbm imports pandas/sklearn whenever they are importable: never here.
-        frozenset({"pandas", "sklearn", "scikit_learn.libs"}),
-        with_libgomp=True,
-    ),
-    LayerSpec(
-        "pandas",
-        REQUIREMENTS_DIR / "layer-pandas.txt",
-        # numpy comes from the model layer; two copies would shadow each other.
-        frozenset({"numpy", "numpy.libs", "scipy", "lightgbm", "sklearn", "scikit_learn.libs"}),
-    ),
-)
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """A Lambda function of the app, the layers it gets and its unzipped budget."""
-
-    name: str
-    layers: tuple[str, ...]
-    budget_bytes: int
-
-
-FUNCTIONS = (
-    FunctionSpec("api_handler", ("model",), 100 * MIB),
-    FunctionSpec("score_uploaded_csv", ("model", "pandas"), 180 * MIB),
-)
 
 # --- what is stripped, and why -------------------------------------------------------
 # Test suites: never imported at run time (pandas/tests alone is ~30 MB).
@@ -176,6 +81,10 @@ SCIPY_DROP_UNDER_KEPT = ("sparse/linalg", "sparse/csgraph")
 SCIPY_DROP_TOP_LEVEL = ("scipy.libs",)
 
 
+class LayerBuildError(Exception):
+    """A layer cannot be built, or what was built would break on Lambda."""
+
+
 @dataclass
 class Problem:
     """Collects check failures so one run reports all of them."""
@@ -197,7 +106,7 @@ def log(message: str) -> None:
 def require_python312() -> None:
     """Bytecode and the cp312 wheels must match Lambda's interpreter exactly."""
     if sys.version_info[:2] != (3, 12):
-        raise SystemExit(
+        raise LayerBuildError(
             f"deploy.layers must run under Python 3.12 (Lambda python3.12), "
             f"not {sys.version.split()[0]}: use .venv/bin/python"
         )
@@ -207,7 +116,7 @@ def run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProc
     """Run a command, failing loudly with its output."""
     proc = subprocess.run([str(c) for c in cmd], text=True, capture_output=True, check=False, **kwargs)  # type: ignore[call-overload]
     if proc.returncode != 0:
-        raise SystemExit(
+        raise LayerBuildError(
             f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"
             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
@@ -232,7 +141,7 @@ def read_pins(path: Path) -> dict[str, str]:
             continue
         match = re.fullmatch(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!_-]+)", line)
         if not match:
-            raise SystemExit(f"{path}: not an exact pin: {line!r}")
+            raise LayerBuildError(f"{path}: not an exact pin: {line!r}")
         pins[normalise(match.group(1))] = match.group(2)
     return pins
 
@@ -275,14 +184,14 @@ def fetch_wheels(cache: Path, arch: Arch) -> None:
     run(base)
 
 
-def verify_pins_closed(cache: Path, arch: Arch) -> None:
+def verify_pins_closed(cache: Path, arch: Arch, layers: Sequence[LayerSpec] = LAYERS) -> None:
     """Prove --no-deps is safe: pip's resolver, with deps, must pick exactly our pins.
 
     Done for each function's combination of layers (model alone; model + pandas).
     """
     combos = {
-        "model": [LAYERS[0]],
-        "model+pandas": list(LAYERS),
+        "model": [layers[0]],
+        "model+pandas": list(layers),
     }
     for label, specs in combos.items():
         pins: dict[str, str] = {}
@@ -309,7 +218,7 @@ def verify_pins_closed(cache: Path, arch: Arch) -> None:
             }
         if resolved != pins:
             extra = {k: v for k, v in resolved.items() if pins.get(k) != v}
-            raise SystemExit(
+            raise LayerBuildError(
                 f"pins for {label} are not closed under their requirements: resolver wants {extra}, pins are {pins}"
             )
     log("pins are complete: pip's resolver picks exactly the pinned set")
@@ -378,11 +287,11 @@ def add_libgomp(cache: Path, arch: Arch, root: Path) -> Path:
     prefix = f"{name.replace('-', '_')}-{version}-cp312-cp312-"
     wheels = sorted(p for p in cache.glob(f"{prefix}*.whl") if f"_{arch.machine}" in p.name.split("-")[-1])
     if not wheels:
-        raise SystemExit(f"no {LIBGOMP_SOURCE_PIN} wheel for {arch.machine} in {cache}")
+        raise LayerBuildError(f"no {LIBGOMP_SOURCE_PIN} wheel for {arch.machine} in {cache}")
     with zipfile.ZipFile(wheels[-1]) as wheel:
         members = [m for m in wheel.namelist() if fnmatch.fnmatch(m, LIBGOMP_MEMBER_GLOB)]
         if len(members) != 1:
-            raise SystemExit(f"{wheels[-1].name}: expected one libgomp, found {members}")
+            raise LayerBuildError(f"{wheels[-1].name}: expected one libgomp, found {members}")
         lib_dir = root / "lib"
         lib_dir.mkdir(parents=True, exist_ok=True)
         target = lib_dir / "libgomp.so.1"  # the DT_NEEDED name lib_lightgbm.so asks for
@@ -703,11 +612,9 @@ def size_report(unzipped: dict[str, int], zipped: dict[str, int | None], problem
 
 
 def fail(problems: Problem, stage: str) -> None:
+    """Raise one error naming every problem found at this stage."""
     if problems:
-        print(f"\nLAYER BUILD FAILED ({stage}):", file=sys.stderr)
-        for message in problems.messages:
-            print(f"  - {message}", file=sys.stderr)
-        raise SystemExit(1)
+        raise LayerBuildError(f"{stage}:\n" + "\n".join(f"  - {message}" for message in problems.messages))
 
 
 # --- main --------------------------------------------------------------------------------
@@ -795,13 +702,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    build(
-        ARCHES[args.arch],
-        args.out.resolve(),
-        args.wheel_cache.expanduser().resolve(),
-        args.app_dir.resolve(),
-        args.function_zip.resolve() if args.function_zip else None,
-    )
+    try:
+        build(
+            ARCHES[args.arch],
+            args.out.resolve(),
+            args.wheel_cache.expanduser().resolve(),
+            args.app_dir.resolve(),
+            args.function_zip.resolve() if args.function_zip else None,
+        )
+    except LayerBuildError as error:
+        print(f"\nLAYER BUILD FAILED: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from deploy.layers import ARCHES, DEFAULT_OUT, LAYERS, MAX_ZIP_BYTES
+from deploy.layers import DEFAULT_OUT
 from deploy.policy import CONFIG_PATH, lambda_stages, read_config
+from deploy.specs import ARCHES, LAYERS, MAX_ZIP_BYTES
 
 RUNTIME = "python3.12"
 LAYER_NAME = "house-prices-{layer}-py312-{arch}"

@@ -10,7 +10,9 @@ Usage: python -m deploy.smoke [--layers build/layers] [--app-dir .] [--function-
                               [--records FILE] [--artifacts DIR] [--require-app]
 
 The same file is also the child's entry point (`smoke.py --inner MODE ...`): it then
-imports only the standard library before it sets sys.path.
+imports only the standard library before it sets sys.path. The parent (a developer tool,
+never deployed) builds the events with testkit and hands them to the child as JSON, so
+nothing outside the layers and the function zip is imported in the sandbox.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAYERS = REPO_ROOT / "build" / "layers"
-DEFAULT_RECORDS = REPO_ROOT.parent / "shared" / "fixtures" / "lab_sample_records.jsonl"
+DEFAULT_RECORDS = REPO_ROOT / "examples" / "lab_request.json"
 DEFAULT_ARTIFACTS = REPO_ROOT / "artifacts"
 RESULT_PREFIX = "SMOKE_RESULT "
+SPEC_FILE = "smoke-spec.json"
 
 # Lambda's LD_LIBRARY_PATH; /var/... and /opt/... are rebased into the sandbox.
 LAMBDA_LD_LIBRARY_PATH = (
@@ -129,51 +132,12 @@ def _check_no_pandas() -> None:
         raise AssertionError("scikit-learn is importable in a model-layer-only function")
 
 
-class _Context:
-    """The attributes of Lambda's context object that handlers read."""
+def _context(fields: dict[str, Any]) -> Any:
+    """Lambda's context object, rebuilt from the plain data the parent sent."""
+    from types import SimpleNamespace
 
-    function_name = "house-prices-dev"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:house-prices-dev"
-    memory_limit_in_mb = 1024
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-    log_group_name = "/aws/lambda/house-prices-dev"
-    log_stream_name = "smoke"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-def api_event(
-    body: str | None,
-    content_type: str = "application/json",
-    method: str = "POST",
-    path: str = "/predict_price",
-    base64_encoded: bool = False,
-) -> dict[str, Any]:
-    """An API Gateway REST proxy event, as Lambda hands it to the function (also used by bench/)."""
-    headers = {"Content-Type": content_type, "Accept": "application/json"}
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": method,
-            "path": f"/api{path}",
-            "stage": "api",
-            "requestId": "local-request",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": body,
-        "isBase64Encoded": base64_encoded,
-    }
+    remaining = fields["remaining_time_in_millis"]
+    return SimpleNamespace(**fields, get_remaining_time_in_millis=lambda: remaining)
 
 
 def _inner_layer(sandbox: Path) -> dict[str, Any]:
@@ -213,16 +177,17 @@ def _inner_import_lightgbm(sandbox: Path) -> dict[str, Any]:
     return {"lightgbm_import_s": time.perf_counter() - t0}
 
 
-def _inner_api(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _inner_api(sandbox: Path, spec: dict[str, Any]) -> dict[str, Any]:
     """api_handler: import app, answer POST /predict_price, never load pandas."""
+    records, event, context = spec["records"], spec["predict_event"], _context(spec["context"])
     t0 = time.perf_counter()
     import app as app_module
 
     t_import = time.perf_counter() - t0
-    response = app_module.app(api_event(json.dumps({"records": records})), _Context())
+    response = app_module.app(event, context)
     t_first = time.perf_counter() - t0
     t1 = time.perf_counter()
-    app_module.app(api_event(json.dumps({"records": records})), _Context())
+    app_module.app(event, context)
     t_warm = time.perf_counter() - t1
     status = response.get("statusCode")
     body = json.loads(response.get("body") or "null")
@@ -244,7 +209,7 @@ def _inner_api(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _inner_batch(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _inner_batch(sandbox: Path, spec: dict[str, Any]) -> dict[str, Any]:
     """score_uploaded_csv: both layers; pandas, chalicelib.batch and botocore import."""
     import importlib
     import importlib.util
@@ -270,6 +235,7 @@ def _inner_batch(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]
         if not str(module.__file__).startswith(opt):
             raise AssertionError(f"{module.__name__} not from the layers: {module.__file__}")
     botocore.session.get_session().get_config_variable("region")  # layer dateutil vs botocore
+    records = spec["records"]
     csv = pandas.DataFrame.from_records(records).to_csv(index=False)
     frame = pandas.read_csv(io.StringIO(csv))
     if frame.shape[0] != len(records):
@@ -285,23 +251,22 @@ def _inner_batch(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]
 
 
 def inner_main(argv: list[str]) -> int:
-    """Child entry point: `smoke.py --inner MODE SANDBOX [RECORDS]`."""
+    """Child entry point: `smoke.py --inner MODE SANDBOX`; the parent's spec is SANDBOX/smoke-spec.json."""
     mode, sandbox = argv[0], Path(argv[1])
     compiled, stdlib = _inner_setup(sandbox)
-    records: list[dict[str, Any]] = []
-    if len(argv) > 2:
-        with open(argv[2]) as fh:
-            records = [json.loads(line) for line in fh if line.strip()]
+    spec_path = sandbox / SPEC_FILE
+    spec: dict[str, Any] = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
     if mode == "layer":
         result = _inner_layer(sandbox)
     elif mode == "import-lightgbm":
         result = _inner_import_lightgbm(sandbox)
     elif mode == "api":
-        result = _inner_api(sandbox, records)
+        result = _inner_api(sandbox, spec)
     elif mode == "batch":
-        result = _inner_batch(sandbox, records)
+        result = _inner_batch(sandbox, spec)
     else:
-        raise SystemExit(f"unknown mode {mode}")
+        print(f"unknown mode {mode}", file=sys.stderr)
+        return 2
     _check_isolation(sandbox, stdlib)
     result["compiled_under_opt"] = len(compiled)
     result["compiled_examples"] = compiled[:3]
@@ -313,6 +278,10 @@ def inner_main(argv: list[str]) -> int:
 # ======================================================================================
 # Parent side.
 # ======================================================================================
+
+
+class SmokeFailure(Exception):
+    """The layers or the app would not work on Lambda, or the smoke test could not run them."""
 
 
 def log(message: str) -> None:
@@ -349,7 +318,7 @@ def copy_runtime(dest: Path) -> None:
     for name in RUNTIME_PACKAGES:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
-            raise SystemExit(f"{name} is not installed in this venv; the runtime stand-in needs it")
+            raise SmokeFailure(f"{name} is not installed in this venv; the runtime stand-in needs it")
         origin = Path(spec.origin)
         if spec.submodule_search_locations:
             shutil.copytree(origin.parent, dest / name, dirs_exist_ok=True)
@@ -417,10 +386,12 @@ def run_inner(
     sandbox: Path,
     mode: str,
     env: dict[str, str],
-    records: Path | None = None,
+    spec: dict[str, Any] | None = None,
     no_write_bytecode: bool = False,
 ) -> dict[str, Any]:
     """Run one child; its assertions fail the smoke test with their output."""
+    if spec is not None:
+        (sandbox / SPEC_FILE).write_text(json.dumps(spec))
     cmd = [
         python,
         "-I",
@@ -428,16 +399,14 @@ def run_inner(
         *(["-B"] if no_write_bytecode else []),
         str(Path(__file__).resolve()),
     ]
-    cmd += ["--inner", mode, str(sandbox), *([str(records)] if records else [])]
+    cmd += ["--inner", mode, str(sandbox)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=sandbox)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
-        raise SystemExit(
-            f"SMOKE FAILED in {mode} (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-        )
+        raise SmokeFailure(f"in {mode} (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
     if mode != "import-lightgbm" and result["compiled_under_opt"]:
-        raise SystemExit(f"SMOKE FAILED in {mode}: source compiled under /opt: {result['compiled_examples']}")
+        raise SmokeFailure(f"in {mode}: source compiled under /opt: {result['compiled_examples']}")
     return result
 
 
@@ -457,14 +426,27 @@ def measure_bytecode(python: str, work: Path, model_zip: Path, repeats: int) -> 
             times.append(result["lightgbm_import_s"])
             compiled = result["compiled_under_opt"]
             if with_pycache and compiled:
-                raise SystemExit(f"SMOKE FAILED: layer bytecode not used: {result['compiled_examples']}")
+                raise SmokeFailure(f"layer bytecode not used: {result['compiled_examples']}")
             if not with_pycache and not compiled:
-                raise SystemExit("SMOKE FAILED: the compile audit hook saw nothing without pycs")
+                raise SmokeFailure("the compile audit hook saw nothing without pycs")
         medians[label] = statistics.median(times)
         shutil.rmtree(sandbox)
     if medians["with_pycache"] >= medians["without_pycache"]:
-        raise SystemExit(f"SMOKE FAILED: bytecode gives no speed-up: {medians}")
+        raise SmokeFailure(f"bytecode gives no speed-up: {medians}")
     return medians
+
+
+def app_spec(records_path: Path) -> dict[str, Any]:
+    """What the app's children get: the records, the API Gateway event and context (from testkit)."""
+    from testkit.events import LambdaContext, api_event
+    from testkit.lab import lab_records
+
+    records = lab_records(records_path)
+    return {
+        "records": records,
+        "predict_event": api_event(json.dumps({"records": records})),
+        "context": LambdaContext(log_stream_name="smoke").to_dict(),
+    }
 
 
 def resolve_function_zip(args: argparse.Namespace, work: Path) -> Path | None:
@@ -477,15 +459,15 @@ def resolve_function_zip(args: argparse.Namespace, work: Path) -> Path | None:
 
 
 def smoke(args: argparse.Namespace) -> dict[str, Any]:
-    """All smoke phases; raises SystemExit with a clear message on any failure."""
+    """All smoke phases; raises SmokeFailure with a clear message on any failure."""
     layers = Path(args.layers).resolve()
     model_zip, pandas_zip = layers / "model-layer.zip", layers / "pandas-layer.zip"
     for zip_path in (model_zip, pandas_zip):
         if not zip_path.is_file():
-            raise SystemExit(f"{zip_path} missing: run python -m deploy.layers first")
+            raise SmokeFailure(f"{zip_path} missing: run python -m deploy.layers first")
     machine = layer_machine(model_zip)
     if machine != platform.machine():
-        raise SystemExit(f"layers are for {machine}; this host is {platform.machine()}: cannot run them here")
+        raise SmokeFailure(f"layers are for {machine}; this host is {platform.machine()}: cannot run them here")
     python = args.python or base_python()
     report: dict[str, Any] = {"python": python}
     with tempfile.TemporaryDirectory(prefix="house-prices-smoke-") as tmp:
@@ -504,26 +486,26 @@ def smoke(args: argparse.Namespace) -> dict[str, Any]:
         function_zip = resolve_function_zip(args, work)
         if function_zip is None:
             if args.require_app:
-                raise SystemExit("SMOKE FAILED: no app.py and no --function-zip, but --require-app")
+                raise SmokeFailure("no app.py and no --function-zip, but --require-app")
             report["app"] = "skipped: app.py does not exist yet"
             return report
         artifacts = args.artifacts
         if not artifacts.startswith("s3://"):
             artifacts = str(Path(artifacts).resolve())
             if not Path(artifacts).is_dir():
-                raise SystemExit(f"SMOKE FAILED: artifacts folder {artifacts} missing (train a model first)")
-        records = Path(args.records).resolve()
+                raise SmokeFailure(f"artifacts folder {artifacts} missing (train a model first)")
+        spec = app_spec(Path(args.records).resolve())
 
         log("api_handler: function zip + model layer, POST /predict_price")
         sandbox = make_sandbox(work / "api", [model_zip], function_zip, runtime)
         env = lambda_env(sandbox, "api_handler", artifacts)
-        report["api"] = run_inner(python, sandbox, "api", env, records)
+        report["api"] = run_inner(python, sandbox, "api", env, spec)
         shutil.rmtree(sandbox)
 
         log("score_uploaded_csv: function zip + model layer + pandas layer")
         sandbox = make_sandbox(work / "batch", [model_zip, pandas_zip], function_zip, runtime)
         env = lambda_env(sandbox, "score_uploaded_csv", artifacts)
-        report["batch"] = run_inner(python, sandbox, "batch", env, records)
+        report["batch"] = run_inner(python, sandbox, "batch", env, spec)
     return report
 
 
@@ -566,7 +548,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--layers", default=str(DEFAULT_LAYERS))
     parser.add_argument("--app-dir", default=str(REPO_ROOT), help="holds app.py and chalicelib/")
     parser.add_argument("--function-zip", help="use this zip (e.g. chalice's deployment.zip)")
-    parser.add_argument("--records", default=str(DEFAULT_RECORDS))
+    parser.add_argument("--records", default=str(DEFAULT_RECORDS), help='a request body {"records": [...]}')
     parser.add_argument(
         "--artifacts",
         default=str(DEFAULT_ARTIFACTS),
@@ -585,7 +567,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = smoke(args)
+    try:
+        report = smoke(args)
+    except SmokeFailure as failure:
+        print(f"SMOKE FAILED: {failure}", file=sys.stderr)
+        return 1
     print(json.dumps(report, indent=2) if args.json else "", end="")
     print_report(report)
     print("SMOKE OK")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy import layers, smoke
+from deploy import layers, smoke, specs
 
 pytestmark = pytest.mark.layers
 
@@ -57,7 +57,7 @@ def test_build_prints_size_table_and_passes(built: tuple[Path, str]) -> None:
     assert f"OK: layers for x86_64 in {out}" in stdout
     for name in ("model-layer.zip", "pandas-layer.zip"):
         size = (out / name).stat().st_size
-        assert 0 < size <= layers.MAX_ZIP_BYTES
+        assert 0 < size <= specs.MAX_ZIP_BYTES
 
 
 def test_zips_have_python_root(built: tuple[Path, str]) -> None:
@@ -113,7 +113,7 @@ def test_elf_check_catches_missing_libgomp_and_new_glibc(
     out, _ = built
     with zipfile.ZipFile(out / "model-layer.zip") as zf:
         zf.extractall(tmp_path)
-    arch = layers.ARCHES["x86_64"]
+    arch = specs.ARCHES["x86_64"]
     clean = layers.Problem()
     layers.check_elf(tmp_path, arch, clean)
     assert not clean, clean.messages
@@ -123,18 +123,18 @@ def test_elf_check_catches_missing_libgomp_and_new_glibc(
     layers.check_elf(tmp_path, arch, missing)
     assert any("lib_lightgbm.so: needs libgomp.so.1" in m for m in missing.messages)
 
-    monkeypatch.setitem(layers.VERSION_CEILINGS, "GLIBC", (2, 17))
+    monkeypatch.setitem(specs.VERSION_CEILINGS, "GLIBC", (2, 17))
     too_new = layers.Problem()
     layers.check_elf(tmp_path, arch, too_new)
     assert any("GLIBC_2.2" in m or "GLIBC_2.1" in m or "Lambda AL2023 is older" in m for m in too_new.messages)
 
     wrong_arch = layers.Problem()
-    layers.check_elf(tmp_path, layers.ARCHES["arm64"], wrong_arch)
+    layers.check_elf(tmp_path, specs.ARCHES["arm64"], wrong_arch)
     assert any("ELF machine" in m for m in wrong_arch.messages)
 
 
 def test_budget_check_fails_over_budget() -> None:
-    mib = layers.MIB
+    mib = specs.MIB
     ok = layers.Problem()
     layers.size_report({"model-layer": 90 * mib, "pandas-layer": 40 * mib, "function": 1 * mib}, {}, ok)
     assert not ok, ok.messages
@@ -154,16 +154,15 @@ def test_budget_check_fails_over_budget() -> None:
     assert [m for m in zipped_over.messages if m.startswith("model-layer: zipped")]
 
 
-def test_incomplete_pins_are_rejected(built: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_incomplete_pins_are_rejected(built: tuple[Path, str], tmp_path: Path) -> None:
     """--no-deps is only safe because pip's resolver must agree with the pins."""
-    model = layers.LAYERS[0]
+    model = specs.LAYERS[0]
     lines = model.requirements.read_text().splitlines()
     bad = tmp_path / "layer-model.txt"
     bad.write_text("\n".join(line for line in lines if not line.startswith("narwhals")) + "\n")
-    broken = layers.LayerSpec("model", bad, model.forbidden_top_level, with_libgomp=True)
-    monkeypatch.setattr(layers, "LAYERS", (broken, layers.LAYERS[1]))
-    with pytest.raises(SystemExit, match="narwhals"):
-        layers.verify_pins_closed(WHEEL_CACHE, layers.ARCHES["x86_64"])
+    broken = specs.LayerSpec("model", bad, model.forbidden_top_level, with_libgomp=True)
+    with pytest.raises(layers.LayerBuildError, match="narwhals"):
+        layers.verify_pins_closed(WHEEL_CACHE, specs.ARCHES["x86_64"], (broken, specs.LAYERS[1]))
 
 
 def test_arm64_build_passes_checks(tmp_path: Path) -> None:
@@ -203,7 +202,7 @@ def test_smoke_fails_without_layer_libgomp(built: tuple[Path, str], tmp_path: Pa
     runtime.mkdir()
     sandbox = smoke.make_sandbox(tmp_path / "sb", [out / "model-layer.zip"], None, runtime)
     (sandbox / "opt" / "lib" / "libgomp.so.1").unlink()
-    with pytest.raises(SystemExit, match="SMOKE FAILED"):
+    with pytest.raises(smoke.SmokeFailure, match="libgomp"):
         smoke.run_inner(
             smoke.base_python(),
             sandbox,
