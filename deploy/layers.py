@@ -1,7 +1,8 @@
-"""Build the two Lambda layers (model, pandas) from pinned wheels, check them, zip them.
+"""Build the Lambda layers (model, pandas, native) from pinned wheels, check them, zip them.
 
 Why a build of our own instead of `chalice package`: the heavy libraries must live in
-layers (a direct upload over 50 MB fails), the API function must never see pandas, and
+layers (a direct upload over 50 MB fails), the API function gets only LightGBM's C
+library (the native layer: no numpy, scipy, pandas or lightgbm package), and
 lib_lightgbm.so needs a libgomp that no wheel of ours ships. Every rule below is checked
 before anything is zipped, so a layer that would break on Lambda never leaves the machine.
 
@@ -26,11 +27,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.bytecode import BytecodeError, add_bytecode, bytecode_problems
 from deploy.specs import (
     ARCHES,
     FUNCTIONS,
     LAMBDA_MAX_UNZIPPED,
     LAYERS,
+    LIB_LIGHTGBM_DIST,
+    LIB_LIGHTGBM_MEMBER,
     LIBGOMP_MEMBER_GLOB,
     LIBGOMP_SOURCE_PIN,
     MAX_ZIP_BYTES,
@@ -38,6 +42,7 @@ from deploy.specs import (
     REPO_ROOT,
     VERSION_CEILINGS,
     Arch,
+    FunctionSpec,
     LayerSpec,
 )
 
@@ -154,7 +159,7 @@ def normalise(name: str) -> str:
 def fetch_wheels(cache: Path, arch: Arch) -> None:
     """Fill the wheel cache; a warm cache needs no network at all."""
     cache.mkdir(parents=True, exist_ok=True)
-    reqs = [arg for spec in LAYERS for arg in ("-r", str(spec.requirements))]
+    reqs = [arg for spec in python_layers(LAYERS) for arg in ("-r", str(spec.requirements))]
     base = [
         sys.executable,
         "-m",
@@ -184,14 +189,23 @@ def fetch_wheels(cache: Path, arch: Arch) -> None:
     run(base)
 
 
-def verify_pins_closed(cache: Path, arch: Arch, layers: Sequence[LayerSpec] = LAYERS) -> None:
+def python_layers(layers: Iterable[LayerSpec]) -> list[LayerSpec]:
+    """The layers pip installs (a native layer has no requirements)."""
+    return [spec for spec in layers if spec.requirements is not None]
+
+
+def verify_pins_closed(
+    cache: Path, arch: Arch, layers: Sequence[LayerSpec] = LAYERS, functions: Sequence[FunctionSpec] = FUNCTIONS
+) -> None:
     """Prove --no-deps is safe: pip's resolver, with deps, must pick exactly our pins.
 
-    Done for each function's combination of layers (model alone; model + pandas).
+    Done for each function's combination of Python layers (today model + pandas).
     """
+    by_name = {spec.name: spec for spec in python_layers(layers)}
     combos = {
-        "model": [layers[0]],
-        "model+pandas": list(layers),
+        "+".join(names): [by_name[n] for n in names]
+        for fn in functions
+        if (names := [n for n in fn.layers if n in by_name])
     }
     for label, specs in combos.items():
         pins: dict[str, str] = {}
@@ -281,24 +295,36 @@ def trim_scipy(python_dir: Path) -> int:
     return removed
 
 
-def add_libgomp(cache: Path, arch: Arch, root: Path) -> Path:
-    """Copy libgomp out of the cached scikit-learn wheel into the layer's lib/."""
-    name, version = LIBGOMP_SOURCE_PIN.split("==")
-    prefix = f"{name.replace('-', '_')}-{version}-cp312-cp312-"
+def copy_from_wheel(cache: Path, arch: Arch, dist: str, version: str, member_glob: str, target: Path) -> Path:
+    """Copy the one wheel member matching `member_glob` out of the cached wheel of dist==version."""
+    prefix = f"{normalise(dist).replace('-', '_')}-{version}-"
     wheels = sorted(p for p in cache.glob(f"{prefix}*.whl") if f"_{arch.machine}" in p.name.split("-")[-1])
     if not wheels:
-        raise LayerBuildError(f"no {LIBGOMP_SOURCE_PIN} wheel for {arch.machine} in {cache}")
+        raise LayerBuildError(f"no {dist}=={version} wheel for {arch.machine} in {cache}")
     with zipfile.ZipFile(wheels[-1]) as wheel:
-        members = [m for m in wheel.namelist() if fnmatch.fnmatch(m, LIBGOMP_MEMBER_GLOB)]
+        members = [m for m in wheel.namelist() if fnmatch.fnmatch(m, member_glob)]
         if len(members) != 1:
-            raise LayerBuildError(f"{wheels[-1].name}: expected one libgomp, found {members}")
-        lib_dir = root / "lib"
-        lib_dir.mkdir(parents=True, exist_ok=True)
-        target = lib_dir / "libgomp.so.1"  # the DT_NEEDED name lib_lightgbm.so asks for
+            raise LayerBuildError(f"{wheels[-1].name}: expected one {member_glob}, found {members}")
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(wheel.read(members[0]))
         target.chmod(0o755)
-    log(f"libgomp: {members[0]} from {wheels[-1].name} -> lib/libgomp.so.1")
+    log(f"{members[0]} from {wheels[-1].name} -> {target.parent.name}/{target.name}")
     return target
+
+
+def add_libgomp(cache: Path, arch: Arch, root: Path) -> Path:
+    """libgomp out of the cached scikit-learn wheel into the layer's lib/."""
+    name, version = LIBGOMP_SOURCE_PIN.split("==")
+    # libgomp.so.1: the DT_NEEDED name lib_lightgbm.so asks for.
+    return copy_from_wheel(cache, arch, name, version, LIBGOMP_MEMBER_GLOB, root / "lib" / "libgomp.so.1")
+
+
+def add_lib_lightgbm(cache: Path, arch: Arch, root: Path) -> Path:
+    """lib_lightgbm.so out of the pinned lightgbm wheel into the layer's lib/ (on LD_LIBRARY_PATH)."""
+    model = next(spec for spec in python_layers(LAYERS) if spec.name == "model")
+    version = read_pins(model.requirements)[LIB_LIGHTGBM_DIST]
+    target = root / "lib" / Path(LIB_LIGHTGBM_MEMBER).name
+    return copy_from_wheel(cache, arch, LIB_LIGHTGBM_DIST, version, LIB_LIGHTGBM_MEMBER, target)
 
 
 def compile_bytecode(python_dir: Path) -> None:
@@ -471,8 +497,20 @@ def check_bytecode(python_dir: Path, problems: Problem) -> int:
 
 
 def check_contents(spec: LayerSpec, root: Path, problems: Problem) -> None:
-    """The python/ root exists; forbidden packages and build leftovers are absent."""
+    """The python/ root exists; forbidden packages and build leftovers are absent.
+
+    A native layer (no requirements) holds its libraries in lib/ and nothing else.
+    """
+    if spec.with_lib_lightgbm and not (root / "lib" / Path(LIB_LIGHTGBM_MEMBER).name).is_file():
+        problems.add(f"{spec.name}: lib/{Path(LIB_LIGHTGBM_MEMBER).name} missing")
+    if spec.with_libgomp and not (root / "lib" / "libgomp.so.1").is_file():
+        problems.add(f"{spec.name}: lib/libgomp.so.1 missing")
     python_dir = root / "python"
+    if spec.requirements is None:
+        outside = [str(p.relative_to(root)) for p in iter_files(root) if p.relative_to(root).parts[0] != "lib"]
+        if outside:
+            problems.add(f"{spec.name}: a native layer holds lib/ only, not {outside[:5]}")
+        return
     if not python_dir.is_dir():
         problems.add(f"{spec.name}: no python/ root")
         return
@@ -487,8 +525,6 @@ def check_contents(spec: LayerSpec, root: Path, problems: Problem) -> None:
         if "tests" in parts:
             problems.add(f"{spec.name}: test file left: {path.relative_to(root)}")
             break
-    if spec.with_libgomp and not (root / "lib" / "libgomp.so.1").is_file():
-        problems.add(f"{spec.name}: lib/libgomp.so.1 missing")
 
 
 def largest(root: Path, count: int = 10) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
@@ -555,11 +591,12 @@ def function_entries(app_dir: Path) -> list[tuple[Path, str]]:
 
 
 def build_function_zip(app_dir: Path, zip_path: Path) -> Path | None:
-    """Zip the function code; None (with a note) if app.py does not exist yet."""
+    """Zip the function code with its 3.12 bytecode; None (with a note) if app.py does not exist yet."""
     if not (app_dir / "app.py").is_file():
         log(f"note: {app_dir / 'app.py'} does not exist yet: function zip skipped")
         return None
     write_zip(zip_path, function_entries(app_dir))
+    add_bytecode(zip_path)
     return zip_path
 
 
@@ -627,7 +664,7 @@ def build(
     app_dir: Path,
     function_zip: Path | None,
 ) -> dict[str, Path]:
-    """Build, check and zip both layers; returns the zip paths (and function zip)."""
+    """Build, check and zip every layer; returns the zip paths (and function zip)."""
     require_python312()
     fetch_wheels(cache, arch)
     verify_pins_closed(cache, arch)
@@ -639,18 +676,22 @@ def build(
     roots: dict[str, Path] = {}
     for spec in LAYERS:
         root = staging / spec.name
-        log(f"{spec.name}: installing {spec.requirements.relative_to(REPO_ROOT)}")
-        install_layer(spec, cache, arch, root)
-        removed = strip_tree(root / "python")
-        if spec.name == "model":
-            removed += trim_scipy(root / "python")
-        log(f"{spec.name}: stripped {removed / MIB:.1f} MiB")
+        root.mkdir(parents=True)
+        if spec.requirements is not None:
+            log(f"{spec.name}: installing {spec.requirements.relative_to(REPO_ROOT)}")
+            install_layer(spec, cache, arch, root)
+            removed = strip_tree(root / "python")
+            if spec.name == "model":
+                removed += trim_scipy(root / "python")
+            log(f"{spec.name}: stripped {removed / MIB:.1f} MiB")
+            compile_bytecode(root / "python")
         if spec.with_libgomp:
             add_libgomp(cache, arch, root)
-        compile_bytecode(root / "python")
+        if spec.with_lib_lightgbm:
+            add_lib_lightgbm(cache, arch, root)
         check_contents(spec, root, problems)
         n_elf = check_elf(root, arch, problems)
-        n_pyc = check_bytecode(root / "python", problems)
+        n_pyc = check_bytecode(root / "python", problems) if spec.requirements is not None else 0
         log(f"{spec.name}: checked {n_elf} ELF files, {n_pyc} modules' bytecode")
         roots[spec.name] = root
         print_largest(spec.name, root)
@@ -664,6 +705,8 @@ def build(
     if fn_zip is not None:
         unzipped["function"] = zip_unzipped_size(fn_zip)
         zipped["function"] = fn_zip.stat().st_size
+        for message in bytecode_problems(fn_zip):
+            problems.add(f"function zip: {message}")
     # Fail on unzipped budgets and ELF/bytecode problems before spending time zipping.
     pre = Problem(list(problems.messages))
     size_report(unzipped, zipped, pre)
@@ -710,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.app_dir.resolve(),
             args.function_zip.resolve() if args.function_zip else None,
         )
-    except LayerBuildError as error:
+    except (LayerBuildError, BytecodeError) as error:
         print(f"\nLAYER BUILD FAILED: {error}", file=sys.stderr)
         return 1
     return 0

@@ -566,10 +566,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from deploy.bytecode import BytecodeError
+
     args = parse_args(argv)
     try:
         report = smoke(args)
-    except SmokeFailure as failure:
+    except (SmokeFailure, BytecodeError) as failure:
         print(f"SMOKE FAILED: {failure}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2) if args.json else "", end="")

@@ -21,6 +21,10 @@ LAMBDA_MAX_UNZIPPED = 250 * MIB
 # for old glibc. Only that one file is taken; scikit-learn itself goes in no layer.
 LIBGOMP_SOURCE_PIN = "scikit-learn==1.9.1"
 LIBGOMP_MEMBER_GLOB = "scikit_learn.libs/libgomp-*.so.1*"
+# LightGBM's C library for the native layer, from the lightgbm wheel pinned in
+# requirements/layer-model.txt (the same build the model layer's Python package wraps).
+LIB_LIGHTGBM_DIST = "lightgbm"
+LIB_LIGHTGBM_MEMBER = "lightgbm/lib/lib_lightgbm.so"
 
 # Symbol-version ceilings of the python3.12 runtime (Amazon Linux 2023: glibc 2.34,
 # GCC 11 runtime libraries: libstdc++ up to GLIBCXX_3.4.29 / CXXABI_1.3.13).
@@ -77,12 +81,13 @@ ARCHES = {
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer: its pins, what may never be in it, and whether it carries libgomp."""
+    """One layer: its pins (None: no Python packages), what may never be in it, its native libraries."""
 
     name: str
-    requirements: Path
-    forbidden_top_level: frozenset[str]
+    requirements: Path | None
+    forbidden_top_level: frozenset[str] = frozenset()
     with_libgomp: bool = False
+    with_lib_lightgbm: bool = False
 
     @property
     def zip_name(self) -> str:
@@ -103,6 +108,10 @@ LAYERS = (
         # numpy comes from the model layer; two copies would shadow each other.
         frozenset({"numpy", "numpy.libs", "scipy", "lightgbm", "sklearn", "scikit_learn.libs"}),
     ),
+    # The API function's only layer: lib/lib_lightgbm.so and lib/libgomp.so.1 (/opt/lib is on
+    # Lambda's LD_LIBRARY_PATH), for chalicelib's ctypes binding. No numpy, scipy or
+    # lightgbm package: importing them was most of the API's cold start.
+    LayerSpec("native", None, with_libgomp=True, with_lib_lightgbm=True),
 )
 
 
@@ -116,6 +125,11 @@ class FunctionSpec:
 
 
 FUNCTIONS = (
-    FunctionSpec("api_handler", ("model",), 100 * MIB),
+    FunctionSpec("api_handler", ("native",), 25 * MIB),
     FunctionSpec("score_uploaded_csv", ("model", "pandas"), 180 * MIB),
 )
+
+# The lean API (issue 10): what answering /predict_price, /health and /openapi.json may
+# not import, and its peak RSS. deploy.smoke enforces both with --require-lean.
+HEAVY_MODULES = ("numpy", "scipy", "narwhals", "pandas", "lightgbm")
+API_PEAK_RSS_BYTES = 40 * MIB
