@@ -7,7 +7,7 @@ runtime's boto3 & co.), then runs a bare `python3.12 -I -S` with Lambda's enviro
 and sys.path only. No venv site-packages are visible to it.
 
 Usage: python -m deploy.smoke [--layers build/layers] [--app-dir .] [--function-zip ZIP]
-                              [--records FILE] [--artifacts DIR] [--require-app]
+                              [--records FILE] [--artifacts DIR] [--require-app] [--require-lean]
 
 The same file is also the child's entry point (`smoke.py --inner MODE ...`): it then
 imports only the standard library before it sets sys.path. The parent (a developer tool,
@@ -72,18 +72,21 @@ ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
 # ======================================================================================
 
 
-def _inner_setup(sandbox: Path) -> tuple[list[str], list[str]]:
-    """Set Lambda's sys.path and record every source compile under /opt.
+def _inner_setup(sandbox: Path) -> tuple[dict[str, list[str]], list[str]]:
+    """Set Lambda's sys.path and record every source compile under /opt and /var/task.
 
     A "compile" audit event fires when importlib compiles source, i.e. when a pyc is
-    missing or unusable: under /opt that must never happen.
+    missing or unusable: on read-only /opt (layers) and /var/task (function zip) that must
+    never happen.
     """
-    opt = str(sandbox / "opt")
-    compiled: list[str] = []
+    roots = {"opt": str(sandbox / "opt"), "task": str(sandbox / "var" / "task")}
+    compiled: dict[str, list[str]] = {name: [] for name in roots}
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
-        if event == "compile" and len(args) > 1 and str(args[1]).startswith(opt):
-            compiled.append(str(args[1]))
+        if event == "compile" and len(args) > 1:
+            for name, root in roots.items():
+                if str(args[1]).startswith(root):
+                    compiled[name].append(str(args[1]))
 
     sys.addaudithook(hook)
     stdlib = [p for p in sys.path if p and "site-packages" not in p]
@@ -108,15 +111,24 @@ def _check_isolation(sandbox: Path, stdlib: list[str]) -> None:
             raise AssertionError(f"module {name} loaded from outside the sandbox: {path}")
 
 
-def _loaded_libgomp() -> list[str]:
-    """Paths of every libgomp mapped into this process."""
+def _mapped(name: str) -> list[str]:
+    """Paths of every shared object whose path contains `name` mapped into this process."""
     with open("/proc/self/maps") as maps:
-        return sorted({line.split()[-1] for line in maps if "libgomp" in line})
+        return sorted({line.split()[-1] for line in maps if name in line})
+
+
+def _peak_rss_mib() -> float:
+    """The kernel's high-water mark of this process (VmHWM), as Lambda reports Max Memory Used."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
 
 
 def _check_libgomp(sandbox: Path) -> list[str]:
     """lib_lightgbm.so must have got the layer's libgomp, not the build host's."""
-    gomp = _loaded_libgomp()
+    gomp = _mapped("libgomp")
     expected = str(sandbox / "opt" / "lib")
     if not gomp or any(not p.startswith(expected) for p in gomp):
         raise AssertionError(f"libgomp not loaded from {expected}: {gomp}")
@@ -177,8 +189,27 @@ def _inner_import_lightgbm(sandbox: Path) -> dict[str, Any]:
     return {"lightgbm_import_s": time.perf_counter() - t0}
 
 
+def _inner_native(sandbox: Path) -> dict[str, Any]:
+    """Native layer alone: lib_lightgbm.so loads by name (LD_LIBRARY_PATH) with the layer's libgomp."""
+    import ctypes
+
+    t0 = time.perf_counter()
+    library = ctypes.CDLL("lib_lightgbm.so")
+    t_load = time.perf_counter() - t0
+    for symbol in ("LGBM_BoosterLoadModelFromString", "LGBM_BoosterPredictForMatSingleRowFast", "LGBM_GetLastError"):
+        getattr(library, symbol)  # AttributeError names a missing one
+    expected = str(sandbox / "opt" / "lib")
+    lib = _mapped("lib_lightgbm")
+    if not lib or any(not p.startswith(expected) for p in lib):
+        raise AssertionError(f"lib_lightgbm.so not loaded from {expected}: {lib}")
+    return {"load_s": t_load, "lib_lightgbm": lib, "libgomp": _check_libgomp(sandbox)}
+
+
 def _inner_api(sandbox: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    """api_handler: import app, answer POST /predict_price, never load pandas."""
+    """api_handler: import app, answer POST /predict_price, /health, /openapi.json; never load pandas.
+
+    Reports which of the heavy modules answering them loaded, and the peak RSS.
+    """
     records, event, context = spec["records"], spec["predict_event"], _context(spec["context"])
     t0 = time.perf_counter()
     import app as app_module
@@ -196,6 +227,10 @@ def _inner_api(sandbox: Path, spec: dict[str, Any]) -> dict[str, Any]:
     predictions = body.get("predictions") if isinstance(body, dict) else None
     if not isinstance(predictions, list) or len(predictions) != len(records):
         raise AssertionError(f"expected {len(records)} predictions in body['predictions']: {body}")
+    for name, other in spec["other_events"].items():
+        reply = app_module.app(other, context)
+        if reply.get("statusCode") != 200:
+            raise AssertionError(f"{name}: status {reply.get('statusCode')}: {reply.get('body', '')[:500]}")
     _check_no_pandas()
     result: dict[str, Any] = {
         "import_s": t_import,
@@ -203,8 +238,11 @@ def _inner_api(sandbox: Path, spec: dict[str, Any]) -> dict[str, Any]:
         "warm_s": t_warm,
         "status": status,
         "predictions": predictions,
+        "answered": ["predict_price", *spec["other_events"]],
+        "heavy_modules_loaded": [m for m in spec["heavy_modules"] if m in sys.modules],
+        "peak_rss_mib": _peak_rss_mib(),
     }
-    if "lightgbm" in sys.modules:
+    if _mapped("lib_lightgbm"):
         result["libgomp"] = _check_libgomp(sandbox)
     return result
 
@@ -260,6 +298,8 @@ def inner_main(argv: list[str]) -> int:
         result = _inner_layer(sandbox)
     elif mode == "import-lightgbm":
         result = _inner_import_lightgbm(sandbox)
+    elif mode == "native":
+        result = _inner_native(sandbox)
     elif mode == "api":
         result = _inner_api(sandbox, spec)
     elif mode == "batch":
@@ -268,8 +308,9 @@ def inner_main(argv: list[str]) -> int:
         print(f"unknown mode {mode}", file=sys.stderr)
         return 2
     _check_isolation(sandbox, stdlib)
-    result["compiled_under_opt"] = len(compiled)
-    result["compiled_examples"] = compiled[:3]
+    result["compiled_under_opt"] = len(compiled["opt"])
+    result["compiled_under_task"] = len(compiled["task"])
+    result["compiled_examples"] = (compiled["opt"] + compiled["task"])[:3]
     result["sys_path"] = sys.path
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
@@ -405,8 +446,8 @@ def run_inner(
     if proc.returncode != 0 or not lines:
         raise SmokeFailure(f"in {mode} (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
-    if mode != "import-lightgbm" and result["compiled_under_opt"]:
-        raise SmokeFailure(f"in {mode}: source compiled under /opt: {result['compiled_examples']}")
+    if mode != "import-lightgbm" and (result["compiled_under_opt"] or result["compiled_under_task"]):
+        raise SmokeFailure(f"in {mode}: source compiled under /opt or /var/task: {result['compiled_examples']}")
     return result
 
 
@@ -437,7 +478,8 @@ def measure_bytecode(python: str, work: Path, model_zip: Path, repeats: int) -> 
 
 
 def app_spec(records_path: Path) -> dict[str, Any]:
-    """What the app's children get: the records, the API Gateway event and context (from testkit)."""
+    """What the app's children get: records, API Gateway events and context (from testkit)."""
+    from deploy.specs import HEAVY_MODULES
     from testkit.events import LambdaContext, api_event
     from testkit.lab import lab_records
 
@@ -445,6 +487,11 @@ def app_spec(records_path: Path) -> dict[str, Any]:
     return {
         "records": records,
         "predict_event": api_event(json.dumps({"records": records})),
+        "other_events": {
+            "health": api_event(None, method="GET", path="/health"),
+            "openapi": api_event(None, method="GET", path="/openapi.json"),
+        },
+        "heavy_modules": list(HEAVY_MODULES),
         "context": LambdaContext(log_stream_name="smoke").to_dict(),
     }
 
@@ -458,13 +505,60 @@ def resolve_function_zip(args: argparse.Namespace, work: Path) -> Path | None:
     return build_function_zip(Path(args.app_dir).resolve(), work / "function.zip")
 
 
+def api_sandbox_layers(require_lean: bool) -> list[str]:
+    """The API function's own layers; until it is lean, also the model layer.
+
+    Until chalicelib answers through the native binding (issue 10), app.py imports the
+    lightgbm package, which only the model layer has: without --require-lean the sandbox
+    gets it too, and the heavy-module check reports instead of failing.
+    """
+    from deploy.specs import FUNCTIONS
+
+    (api,) = (fn for fn in FUNCTIONS if fn.name == "api_handler")
+    return list(api.layers) if require_lean else [*api.layers, *(["model"] if "model" not in api.layers else [])]
+
+
+def api_function_facts(function_zip: Path, zips: dict[str, Path], api: dict[str, Any]) -> dict[str, Any]:
+    """The deployed API function's unzipped size (function zip + its own layers) and what it loaded."""
+    from deploy.layers import zip_unzipped_size
+    from deploy.specs import API_PEAK_RSS_BYTES, FUNCTIONS, MIB
+
+    (spec,) = (fn for fn in FUNCTIONS if fn.name == "api_handler")
+    parts = {"function": zip_unzipped_size(function_zip)} | {
+        f"{name}-layer": zip_unzipped_size(zips[name]) for name in spec.layers
+    }
+    return {
+        "parts_mib": {name: size / MIB for name, size in parts.items()},
+        "unzipped_mib": sum(parts.values()) / MIB,
+        "budget_mib": spec.budget_bytes / MIB,
+        "peak_rss_mib": api["peak_rss_mib"],
+        "peak_rss_budget_mib": API_PEAK_RSS_BYTES / MIB,
+        "heavy_modules_loaded": api["heavy_modules_loaded"],
+    }
+
+
+def lean_problems(facts: dict[str, Any]) -> list[str]:
+    """What keeps the API function from the issue-10 targets (enforced by --require-lean)."""
+    problems = []
+    if facts["heavy_modules_loaded"]:
+        problems.append(f"answering {facts['answered']} imported {facts['heavy_modules_loaded']}")
+    if facts["peak_rss_mib"] > facts["peak_rss_budget_mib"]:
+        problems.append(f"peak RSS {facts['peak_rss_mib']:.1f} MiB > {facts['peak_rss_budget_mib']:.0f} MiB")
+    if facts["unzipped_mib"] > facts["budget_mib"]:
+        problems.append(f"unzipped {facts['unzipped_mib']:.1f} MiB > {facts['budget_mib']:.0f} MiB")
+    return problems
+
+
 def smoke(args: argparse.Namespace) -> dict[str, Any]:
     """All smoke phases; raises SmokeFailure with a clear message on any failure."""
+    from deploy.specs import LAYERS
+
     layers = Path(args.layers).resolve()
-    model_zip, pandas_zip = layers / "model-layer.zip", layers / "pandas-layer.zip"
-    for zip_path in (model_zip, pandas_zip):
+    zips = {spec.name: layers / spec.zip_name for spec in LAYERS}
+    for zip_path in zips.values():
         if not zip_path.is_file():
             raise SmokeFailure(f"{zip_path} missing: run python -m deploy.layers first")
+    model_zip = zips["model"]
     machine = layer_machine(model_zip)
     if machine != platform.machine():
         raise SmokeFailure(f"layers are for {machine}; this host is {platform.machine()}: cannot run them here")
@@ -477,6 +571,11 @@ def smoke(args: argparse.Namespace) -> dict[str, Any]:
         copy_runtime(runtime)
         sandbox = make_sandbox(work / "layer", [model_zip], None, runtime)
         report["layer"] = run_inner(python, sandbox, "layer", lambda_env(sandbox, "layer", "unused"))
+        shutil.rmtree(sandbox)
+
+        log("native layer alone: lib_lightgbm.so by name, with the layer's libgomp")
+        sandbox = make_sandbox(work / "native", [zips["native"]], None, runtime)
+        report["native"] = run_inner(python, sandbox, "native", lambda_env(sandbox, "native", "unused"))
         shutil.rmtree(sandbox)
 
         if args.bytecode_repeats > 0:
@@ -496,14 +595,22 @@ def smoke(args: argparse.Namespace) -> dict[str, Any]:
                 raise SmokeFailure(f"artifacts folder {artifacts} missing (train a model first)")
         spec = app_spec(Path(args.records).resolve())
 
-        log("api_handler: function zip + model layer, POST /predict_price")
-        sandbox = make_sandbox(work / "api", [model_zip], function_zip, runtime)
+        api_layers = api_sandbox_layers(args.require_lean)
+        log(f"api_handler: function zip + {' + '.join(api_layers)} layers: /predict_price, /health, /openapi.json")
+        sandbox = make_sandbox(work / "api", [zips[name] for name in api_layers], function_zip, runtime)
         env = lambda_env(sandbox, "api_handler", artifacts)
         report["api"] = run_inner(python, sandbox, "api", env, spec)
+        report["api"]["layers"] = api_layers
         shutil.rmtree(sandbox)
+        facts = api_function_facts(function_zip, zips, report["api"]) | {"answered": report["api"]["answered"]}
+        facts["lean_required"] = args.require_lean
+        facts["lean_problems"] = lean_problems(facts)
+        report["api_function"] = facts
+        if args.require_lean and facts["lean_problems"]:
+            raise SmokeFailure("--require-lean: " + "; ".join(facts["lean_problems"]))
 
         log("score_uploaded_csv: function zip + model layer + pandas layer")
-        sandbox = make_sandbox(work / "batch", [model_zip, pandas_zip], function_zip, runtime)
+        sandbox = make_sandbox(work / "batch", [model_zip, zips["pandas"]], function_zip, runtime)
         env = lambda_env(sandbox, "score_uploaded_csv", artifacts)
         report["batch"] = run_inner(python, sandbox, "batch", env, spec)
     return report
@@ -519,6 +626,9 @@ def print_report(report: dict[str, Any]) -> None:
         f"{layer['total_s']:.3f} s, libgomp {layer['libgomp']}"
     )
     print(f"  scipy subpackages loaded: {layer['scipy_modules']}")
+    native = report["native"]
+    print(f"native layer: lib_lightgbm.so loaded in {native['load_s']:.3f} s from {native['lib_lightgbm']}")
+    print(f"  libgomp {native['libgomp']}")
     if "bytecode" in report:
         b = report["bytecode"]
         print(
@@ -530,10 +640,19 @@ def print_report(report: dict[str, Any]) -> None:
         return
     api = report["api"]
     print(
-        f"api_handler: import app {api['import_s']:.3f} s, cold start (import + first response) "
-        f"{api['cold_start_s']:.3f} s, warm {api['warm_s'] * 1000:.1f} ms, status {api['status']}"
+        f"api_handler ({' + '.join(api['layers'])} layers): import app {api['import_s']:.3f} s, cold start "
+        f"(import + first response) {api['cold_start_s']:.3f} s, warm {api['warm_s'] * 1000:.1f} ms, "
+        f"status {api['status']}, compiled under /var/task {api['compiled_under_task']}"
     )
     print(f"  predictions: {api['predictions']}")
+    facts = report["api_function"]
+    parts = " + ".join(f"{name} {size:.1f}" for name, size in facts["parts_mib"].items())
+    print(
+        f"  API function unzipped {facts['unzipped_mib']:.1f} MiB ({parts}; budget {facts['budget_mib']:.0f}), "
+        f"peak RSS {facts['peak_rss_mib']:.1f} MiB (lean target {facts['peak_rss_budget_mib']:.0f})"
+    )
+    lean = "required" if facts["lean_required"] else "reported only"
+    print(f"  heavy modules loaded answering {facts['answered']}: {facts['heavy_modules_loaded']} ({lean})")
     batch = report["batch"]
     print(
         f"score_uploaded_csv: import app {batch['import_app_s']:.3f} s, + chalicelib.batch "
@@ -560,6 +679,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--require-app",
         action="store_true",
         help="fail instead of skipping without app.py",
+    )
+    parser.add_argument(
+        "--require-lean",
+        action="store_true",
+        help="the API function on its own layers only; fail if answering imports numpy, scipy, narwhals, "
+        "pandas or lightgbm, or exceeds its RSS or size target",
     )
     parser.add_argument("--json", action="store_true", help="print the raw report as JSON")
     return parser.parse_args(argv)
