@@ -43,27 +43,14 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = project / "out"
     chalice = Path(sys.executable).parent / "chalice"
     env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": str(Path(sys.executable).parent), "PYTHONDONTWRITEBYTECODE": "1"}
-    prepare = subprocess.run(
-        [sys.executable, "-m", "deploy.bytecode", "--prepare", str(project)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert prepare.returncode == 0, prepare.stdout + prepare.stderr
-    proc = subprocess.run(
-        [str(chalice), "package", "--stage", STAGE, "--pkg-format", "terraform", str(out)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Reusing existing deployment package" in proc.stdout + proc.stderr
+    steps = [
+        ([sys.executable, "-m", "deploy.bytecode", "--prepare", str(project)], ROOT),
+        ([str(chalice), "package", "--stage", STAGE, "--pkg-format", "terraform", str(out)], project),
+    ]
+    for cmd, cwd in steps:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Reusing existing deployment package" in proc.stdout + proc.stderr  # the prepared zip, pycs and all
     return out
 
 
