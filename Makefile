@@ -75,13 +75,22 @@ policy: install
 publish-layers: layers
 	$(PY) -m deploy.publish_layers --region $(REGION) --arch $(ARCH) --write-config
 
+# The function zip carries 3.12 bytecode for app.py, chalicelib/ and Chalice's runtime
+# (/var/task is read-only): `deploy.bytecode --prepare` builds the zip Chalice then reuses.
+# PYTHONDONTWRITEBYTECODE: Chalice's hash of its inputs covers chalicelib/__pycache__,
+# which importing app.py would rewrite between the two steps (see deploy/bytecode.py).
+package deploy: export PYTHONDONTWRITEBYTECODE = 1
+
 # make package [STAGE=prod]: Terraform and deployment.zip in build/ (offline)
 package: install
+	$(PY) -m deploy.bytecode --prepare .
 	AWS_DEFAULT_REGION=$(or $(REGION),us-east-1) $(VENV)/bin/chalice package --stage $(or $(STAGE),prod) \
 		--pkg-format terraform build/package-$(or $(STAGE),prod)
+	$(PY) -m deploy.bytecode --check build/package-$(or $(STAGE),prod)/deployment.zip
 
 # make deploy STAGE=prod
 deploy: install
+	$(PY) -m deploy.bytecode --prepare .
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
 
 # Prints the performance table and writes bench/results/latest.json; `make bench ARGS=--quick` for a smoke run.

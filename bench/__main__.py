@@ -23,16 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.s3 import MotoServer, s3_put_event
 from bench.sizes import deployment_sizes
 from bench.workload import (
     Model,
     batch_input,
-    lab_records,
     reference_model_pickle,
     reference_training_csv,
     trained_model,
 )
+from testkit.events import s3_put_event
+from testkit.lab import lab_records
+from testkit.moto import MotoServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "bench-house-prices"
@@ -249,8 +250,8 @@ def batch_runs(children: Children, server: MotoServer, model: Model, plan: Plan,
         client.upload_file(str(csv), BUCKET, key)
         spec = {
             "rows": rows,
-            "warmup_event": s3_put_event(BUCKET, warmup_key, warmup_csv.stat().st_size),
-            "event": s3_put_event(BUCKET, key, csv.stat().st_size),
+            "warmup_event": s3_put_event(BUCKET, warmup_key, size=warmup_csv.stat().st_size),
+            "event": s3_put_event(BUCKET, key, size=csv.stat().st_size),
             "local_npy": str(npy),
             "num_threads": 1 if rows < SINGLE_THREAD_ROWS else 0,
         }

@@ -21,22 +21,9 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from deploy.smoke import api_event  # noqa: E402
+from testkit.events import LambdaContext, api_event  # noqa: E402
 
 BLOCKED_ON_API = ("pandas", "sklearn")
-
-
-class LambdaContext:
-    """The attributes of Lambda's context object that handlers commonly read."""
-
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def peak_rss_mib() -> float:

@@ -21,7 +21,8 @@ def _unzipped(path: Path) -> int:
 
 def deployment_sizes(layers_dir: Path, app_dir: Path) -> dict[str, Any]:
     """Unzipped and zipped MiB of each layer, the function zip, and each function's total."""
-    from deploy.layers import FUNCTIONS, LAYERS, build_function_zip
+    from deploy.layers import build_function_zip
+    from deploy.specs import FUNCTIONS, LAYERS
 
     parts: dict[str, dict[str, float]] = {}
     for spec in LAYERS:

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.child import BLOCKED_ON_API, LambdaContext
-from bench.workload import lab_records
-from deploy.smoke import api_event
+from bench.child import BLOCKED_ON_API
+from testkit.events import LambdaContext, api_event
+from testkit.lab import lab_records
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MARKER = "SOAK-MARKER-5e1f0c"

@@ -19,8 +19,6 @@ import numpy as np
 from chalicelib.artifacts import LATEST, MODEL_FILE
 from chalicelib.contract import FEATURE_NAMES, TARGET
 
-LAB_RECORDS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lab_sample_records.jsonl"
-
 
 @dataclass(frozen=True)
 class Model:
@@ -38,11 +36,6 @@ class Model:
     @property
     def model_file(self) -> Path:
         return self.artifacts_dir / self.version / MODEL_FILE
-
-
-def lab_records(path: Path = LAB_RECORDS) -> list[dict[str, Any]]:
-    """The five records users of the lab already send, as parsed JSON objects."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def trained_model(cache: Path, zipcodes: int, rounds: int, log: Any = print) -> Model:
@@ -69,18 +62,15 @@ def trained_model(cache: Path, zipcodes: int, rounds: int, log: Any = print) -> 
 
 
 def _train(folder: Path, zipcodes: int, rounds: int, log: Any) -> None:
-    from training.data import generate_synthetic, load_housets, split_by_date
-    from training.train import features_of, train, write_version
+    from testkit.models import train_model
+    from training.train import features_of
 
     log(f"generating synthetic data ({zipcodes} zipcodes) and training at most {rounds} rounds")
-    frame, dropped = load_housets(*generate_synthetic(folder / "data", zipcodes))
-    splits = split_by_date(frame, dropped)
-    result = train(splits, rounds, log_every=0)
-    write_version(result, splits, folder / "artifacts")
+    model = train_model(folder, zipcodes, rounds)
     np.savez(
         folder / "features.npz",
-        features=features_of(frame, result["encoders"]),
-        target=frame[TARGET].to_numpy(dtype=np.float64),
+        features=features_of(model.frame, model.result["encoders"]),
+        target=model.frame[TARGET].to_numpy(dtype=np.float64),
     )
 
 

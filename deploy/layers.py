@@ -1,7 +1,8 @@
-"""Build the two Lambda layers (model, pandas) from pinned wheels, check them, zip them.
+"""Build the Lambda layers (model, pandas, native) from pinned wheels, check them, zip them.
 
 Why a build of our own instead of `chalice package`: the heavy libraries must live in
-layers (a direct upload over 50 MB fails), the API function must never see pandas, and
+layers (a direct upload over 50 MB fails), the API function gets only LightGBM's C
+library (the native layer: no numpy, scipy, pandas or lightgbm package), and
 lib_lightgbm.so needs a libgomp that no wheel of ours ships. Every rule below is checked
 before anything is zipped, so a layer that would break on Lambda never leaves the machine.
 
@@ -26,119 +27,28 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS_DIR = REPO_ROOT / "requirements"
+from deploy.bytecode import BytecodeError, add_bytecode, bytecode_problems
+from deploy.specs import (
+    ARCHES,
+    FUNCTIONS,
+    LAMBDA_MAX_UNZIPPED,
+    LAYERS,
+    LIB_LIGHTGBM_DIST,
+    LIB_LIGHTGBM_MEMBER,
+    LIBGOMP_MEMBER_GLOB,
+    LIBGOMP_SOURCE_PIN,
+    MAX_ZIP_BYTES,
+    MIB,
+    REPO_ROOT,
+    VERSION_CEILINGS,
+    Arch,
+    FunctionSpec,
+    LayerSpec,
+)
+
 DEFAULT_OUT = REPO_ROOT / "build" / "layers"
 DEFAULT_WHEEL_CACHE = Path.home() / ".cache" / "house-prices" / "wheels"
 FUNCTION_ZIP_NAME = "function.zip"
-
-MIB = 1024 * 1024
-# Lambda's own limits are in MiB (250 MB unzipped = 262,144,000 bytes), so all sizes are.
-MAX_ZIP_BYTES = 50 * MIB
-LAMBDA_MAX_UNZIPPED = 250 * MIB
-
-# libgomp source: the scikit-learn wheel (manylinux_2_28, cp312) bundles a libgomp built
-# for old glibc. Only that one file is taken; scikit-learn itself goes in no layer.
-LIBGOMP_SOURCE_PIN = "scikit-learn==1.9.1"
-LIBGOMP_MEMBER_GLOB = "scikit_learn.libs/libgomp-*.so.1*"
-
-# Symbol-version ceilings of the python3.12 runtime (Amazon Linux 2023: glibc 2.34,
-# GCC 11 runtime libraries: libstdc++ up to GLIBCXX_3.4.29 / CXXABI_1.3.13).
-VERSION_CEILINGS: dict[str, tuple[int, ...]] = {
-    "GLIBC": (2, 34),
-    "GLIBCXX": (3, 4, 29),
-    "CXXABI": (1, 3, 13),
-    "GCC": (11,),
-}
-
-# Libraries an extension may need that the python3.12 Lambda image provides itself
-# (glibc, the GCC runtime and zlib are in every AL2023 Lambda image). Anything else must
-# be found inside the layer: via RPATH/RUNPATH ($ORIGIN) or in lib/ (/opt/lib is on
-# Lambda's LD_LIBRARY_PATH).
-SYSTEM_LIBS_COMMON = frozenset(
-    {
-        "libc.so.6",
-        "libm.so.6",
-        "libpthread.so.0",
-        "libdl.so.2",
-        "librt.so.1",
-        "libutil.so.1",
-        "libstdc++.so.6",
-        "libgcc_s.so.1",
-        "libz.so.1",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Arch:
-    """A Lambda architecture and the names that stand for it in wheels and ELF files."""
-
-    lambda_name: str
-    machine: str
-    elf_machine: str
-    loader: str
-
-    def platform_tags(self) -> list[str]:
-        """Manylinux tags for glibc <= 2.34, newest first; pip does not expand them itself."""
-        tags = [f"manylinux_2_{minor}_{self.machine}" for minor in range(34, 16, -1)]
-        return [*tags, f"manylinux2014_{self.machine}"]
-
-    def system_libs(self) -> frozenset[str]:
-        """The allow-list plus this architecture's dynamic loader."""
-        return SYSTEM_LIBS_COMMON | {self.loader}
-
-
-ARCHES = {
-    "x86_64": Arch("x86_64", "x86_64", "Advanced Micro Devices X86-64", "ld-linux-x86-64.so.2"),
-    "arm64": Arch("arm64", "aarch64", "AArch64", "ld-linux-aarch64.so.1"),
-}
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One layer: its pins, what may never be in it, and whether it carries libgomp."""
-
-    name: str
-    requirements: Path
-    forbidden_top_level: frozenset[str]
-    with_libgomp: bool = False
-
-    @property
-    def zip_name(self) -> str:
-        return f"{self.name}-layer.zip"
-
-
-LAYERS = (
-    LayerSpec(
-        "model",
-        REQUIREMENTS_DIR / "layer-model.txt",
-        # lightgbm imports pandas/sklearn whenever they are importable: never here.
-        frozenset({"pandas", "sklearn", "scikit_learn.libs"}),
-        with_libgomp=True,
-    ),
-    LayerSpec(
-        "pandas",
-        REQUIREMENTS_DIR / "layer-pandas.txt",
-        # numpy comes from the model layer; two copies would shadow each other.
-        frozenset({"numpy", "numpy.libs", "scipy", "lightgbm", "sklearn", "scikit_learn.libs"}),
-    ),
-)
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """A Lambda function of the app, the layers it gets and its unzipped budget."""
-
-    name: str
-    layers: tuple[str, ...]
-    budget_bytes: int
-
-
-FUNCTIONS = (
-    FunctionSpec("api_handler", ("model",), 100 * MIB),
-    FunctionSpec("score_uploaded_csv", ("model", "pandas"), 180 * MIB),
-)
 
 # --- what is stripped, and why -------------------------------------------------------
 # Test suites: never imported at run time (pandas/tests alone is ~30 MB).
@@ -176,6 +86,10 @@ SCIPY_DROP_UNDER_KEPT = ("sparse/linalg", "sparse/csgraph")
 SCIPY_DROP_TOP_LEVEL = ("scipy.libs",)
 
 
+class LayerBuildError(Exception):
+    """A layer cannot be built, or what was built would break on Lambda."""
+
+
 @dataclass
 class Problem:
     """Collects check failures so one run reports all of them."""
@@ -197,7 +111,7 @@ def log(message: str) -> None:
 def require_python312() -> None:
     """Bytecode and the cp312 wheels must match Lambda's interpreter exactly."""
     if sys.version_info[:2] != (3, 12):
-        raise SystemExit(
+        raise LayerBuildError(
             f"deploy.layers must run under Python 3.12 (Lambda python3.12), "
             f"not {sys.version.split()[0]}: use .venv/bin/python"
         )
@@ -207,7 +121,7 @@ def run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProc
     """Run a command, failing loudly with its output."""
     proc = subprocess.run([str(c) for c in cmd], text=True, capture_output=True, check=False, **kwargs)  # type: ignore[call-overload]
     if proc.returncode != 0:
-        raise SystemExit(
+        raise LayerBuildError(
             f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"
             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
@@ -232,7 +146,7 @@ def read_pins(path: Path) -> dict[str, str]:
             continue
         match = re.fullmatch(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!_-]+)", line)
         if not match:
-            raise SystemExit(f"{path}: not an exact pin: {line!r}")
+            raise LayerBuildError(f"{path}: not an exact pin: {line!r}")
         pins[normalise(match.group(1))] = match.group(2)
     return pins
 
@@ -245,7 +159,7 @@ def normalise(name: str) -> str:
 def fetch_wheels(cache: Path, arch: Arch) -> None:
     """Fill the wheel cache; a warm cache needs no network at all."""
     cache.mkdir(parents=True, exist_ok=True)
-    reqs = [arg for spec in LAYERS for arg in ("-r", str(spec.requirements))]
+    reqs = [arg for spec in python_layers(LAYERS) for arg in ("-r", str(spec.requirements))]
     base = [
         sys.executable,
         "-m",
@@ -275,14 +189,23 @@ def fetch_wheels(cache: Path, arch: Arch) -> None:
     run(base)
 
 
-def verify_pins_closed(cache: Path, arch: Arch) -> None:
+def python_layers(layers: Iterable[LayerSpec]) -> list[LayerSpec]:
+    """The layers pip installs (a native layer has no requirements)."""
+    return [spec for spec in layers if spec.requirements is not None]
+
+
+def verify_pins_closed(
+    cache: Path, arch: Arch, layers: Sequence[LayerSpec] = LAYERS, functions: Sequence[FunctionSpec] = FUNCTIONS
+) -> None:
     """Prove --no-deps is safe: pip's resolver, with deps, must pick exactly our pins.
 
-    Done for each function's combination of layers (model alone; model + pandas).
+    Done for each function's combination of Python layers (today model + pandas).
     """
+    by_name = {spec.name: spec for spec in python_layers(layers)}
     combos = {
-        "model": [LAYERS[0]],
-        "model+pandas": list(LAYERS),
+        "+".join(names): [by_name[n] for n in names]
+        for fn in functions
+        if (names := [n for n in fn.layers if n in by_name])
     }
     for label, specs in combos.items():
         pins: dict[str, str] = {}
@@ -309,7 +232,7 @@ def verify_pins_closed(cache: Path, arch: Arch) -> None:
             }
         if resolved != pins:
             extra = {k: v for k, v in resolved.items() if pins.get(k) != v}
-            raise SystemExit(
+            raise LayerBuildError(
                 f"pins for {label} are not closed under their requirements: resolver wants {extra}, pins are {pins}"
             )
     log("pins are complete: pip's resolver picks exactly the pinned set")
@@ -372,24 +295,36 @@ def trim_scipy(python_dir: Path) -> int:
     return removed
 
 
-def add_libgomp(cache: Path, arch: Arch, root: Path) -> Path:
-    """Copy libgomp out of the cached scikit-learn wheel into the layer's lib/."""
-    name, version = LIBGOMP_SOURCE_PIN.split("==")
-    prefix = f"{name.replace('-', '_')}-{version}-cp312-cp312-"
+def copy_from_wheel(cache: Path, arch: Arch, dist: str, version: str, member_glob: str, target: Path) -> Path:
+    """Copy the one wheel member matching `member_glob` out of the cached wheel of dist==version."""
+    prefix = f"{normalise(dist).replace('-', '_')}-{version}-"
     wheels = sorted(p for p in cache.glob(f"{prefix}*.whl") if f"_{arch.machine}" in p.name.split("-")[-1])
     if not wheels:
-        raise SystemExit(f"no {LIBGOMP_SOURCE_PIN} wheel for {arch.machine} in {cache}")
+        raise LayerBuildError(f"no {dist}=={version} wheel for {arch.machine} in {cache}")
     with zipfile.ZipFile(wheels[-1]) as wheel:
-        members = [m for m in wheel.namelist() if fnmatch.fnmatch(m, LIBGOMP_MEMBER_GLOB)]
+        members = [m for m in wheel.namelist() if fnmatch.fnmatch(m, member_glob)]
         if len(members) != 1:
-            raise SystemExit(f"{wheels[-1].name}: expected one libgomp, found {members}")
-        lib_dir = root / "lib"
-        lib_dir.mkdir(parents=True, exist_ok=True)
-        target = lib_dir / "libgomp.so.1"  # the DT_NEEDED name lib_lightgbm.so asks for
+            raise LayerBuildError(f"{wheels[-1].name}: expected one {member_glob}, found {members}")
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(wheel.read(members[0]))
         target.chmod(0o755)
-    log(f"libgomp: {members[0]} from {wheels[-1].name} -> lib/libgomp.so.1")
+    log(f"{members[0]} from {wheels[-1].name} -> {target.parent.name}/{target.name}")
     return target
+
+
+def add_libgomp(cache: Path, arch: Arch, root: Path) -> Path:
+    """libgomp out of the cached scikit-learn wheel into the layer's lib/."""
+    name, version = LIBGOMP_SOURCE_PIN.split("==")
+    # libgomp.so.1: the DT_NEEDED name lib_lightgbm.so asks for.
+    return copy_from_wheel(cache, arch, name, version, LIBGOMP_MEMBER_GLOB, root / "lib" / "libgomp.so.1")
+
+
+def add_lib_lightgbm(cache: Path, arch: Arch, root: Path) -> Path:
+    """lib_lightgbm.so out of the pinned lightgbm wheel into the layer's lib/ (on LD_LIBRARY_PATH)."""
+    model = next(spec for spec in python_layers(LAYERS) if spec.name == "model")
+    version = read_pins(model.requirements)[LIB_LIGHTGBM_DIST]
+    target = root / "lib" / Path(LIB_LIGHTGBM_MEMBER).name
+    return copy_from_wheel(cache, arch, LIB_LIGHTGBM_DIST, version, LIB_LIGHTGBM_MEMBER, target)
 
 
 def compile_bytecode(python_dir: Path) -> None:
@@ -562,8 +497,20 @@ def check_bytecode(python_dir: Path, problems: Problem) -> int:
 
 
 def check_contents(spec: LayerSpec, root: Path, problems: Problem) -> None:
-    """The python/ root exists; forbidden packages and build leftovers are absent."""
+    """The python/ root exists; forbidden packages and build leftovers are absent.
+
+    A native layer (no requirements) holds its libraries in lib/ and nothing else.
+    """
+    if spec.with_lib_lightgbm and not (root / "lib" / Path(LIB_LIGHTGBM_MEMBER).name).is_file():
+        problems.add(f"{spec.name}: lib/{Path(LIB_LIGHTGBM_MEMBER).name} missing")
+    if spec.with_libgomp and not (root / "lib" / "libgomp.so.1").is_file():
+        problems.add(f"{spec.name}: lib/libgomp.so.1 missing")
     python_dir = root / "python"
+    if spec.requirements is None:
+        outside = [str(p.relative_to(root)) for p in iter_files(root) if p.relative_to(root).parts[0] != "lib"]
+        if outside:
+            problems.add(f"{spec.name}: a native layer holds lib/ only, not {outside[:5]}")
+        return
     if not python_dir.is_dir():
         problems.add(f"{spec.name}: no python/ root")
         return
@@ -578,8 +525,6 @@ def check_contents(spec: LayerSpec, root: Path, problems: Problem) -> None:
         if "tests" in parts:
             problems.add(f"{spec.name}: test file left: {path.relative_to(root)}")
             break
-    if spec.with_libgomp and not (root / "lib" / "libgomp.so.1").is_file():
-        problems.add(f"{spec.name}: lib/libgomp.so.1 missing")
 
 
 def largest(root: Path, count: int = 10) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
@@ -646,11 +591,12 @@ def function_entries(app_dir: Path) -> list[tuple[Path, str]]:
 
 
 def build_function_zip(app_dir: Path, zip_path: Path) -> Path | None:
-    """Zip the function code; None (with a note) if app.py does not exist yet."""
+    """Zip the function code with its 3.12 bytecode; None (with a note) if app.py does not exist yet."""
     if not (app_dir / "app.py").is_file():
         log(f"note: {app_dir / 'app.py'} does not exist yet: function zip skipped")
         return None
     write_zip(zip_path, function_entries(app_dir))
+    add_bytecode(zip_path)
     return zip_path
 
 
@@ -703,11 +649,9 @@ def size_report(unzipped: dict[str, int], zipped: dict[str, int | None], problem
 
 
 def fail(problems: Problem, stage: str) -> None:
+    """Raise one error naming every problem found at this stage."""
     if problems:
-        print(f"\nLAYER BUILD FAILED ({stage}):", file=sys.stderr)
-        for message in problems.messages:
-            print(f"  - {message}", file=sys.stderr)
-        raise SystemExit(1)
+        raise LayerBuildError(f"{stage}:\n" + "\n".join(f"  - {message}" for message in problems.messages))
 
 
 # --- main --------------------------------------------------------------------------------
@@ -720,7 +664,7 @@ def build(
     app_dir: Path,
     function_zip: Path | None,
 ) -> dict[str, Path]:
-    """Build, check and zip both layers; returns the zip paths (and function zip)."""
+    """Build, check and zip every layer; returns the zip paths (and function zip)."""
     require_python312()
     fetch_wheels(cache, arch)
     verify_pins_closed(cache, arch)
@@ -732,18 +676,22 @@ def build(
     roots: dict[str, Path] = {}
     for spec in LAYERS:
         root = staging / spec.name
-        log(f"{spec.name}: installing {spec.requirements.relative_to(REPO_ROOT)}")
-        install_layer(spec, cache, arch, root)
-        removed = strip_tree(root / "python")
-        if spec.name == "model":
-            removed += trim_scipy(root / "python")
-        log(f"{spec.name}: stripped {removed / MIB:.1f} MiB")
+        root.mkdir(parents=True)
+        if spec.requirements is not None:
+            log(f"{spec.name}: installing {spec.requirements.relative_to(REPO_ROOT)}")
+            install_layer(spec, cache, arch, root)
+            removed = strip_tree(root / "python")
+            if spec.name == "model":
+                removed += trim_scipy(root / "python")
+            log(f"{spec.name}: stripped {removed / MIB:.1f} MiB")
+            compile_bytecode(root / "python")
         if spec.with_libgomp:
             add_libgomp(cache, arch, root)
-        compile_bytecode(root / "python")
+        if spec.with_lib_lightgbm:
+            add_lib_lightgbm(cache, arch, root)
         check_contents(spec, root, problems)
         n_elf = check_elf(root, arch, problems)
-        n_pyc = check_bytecode(root / "python", problems)
+        n_pyc = check_bytecode(root / "python", problems) if spec.requirements is not None else 0
         log(f"{spec.name}: checked {n_elf} ELF files, {n_pyc} modules' bytecode")
         roots[spec.name] = root
         print_largest(spec.name, root)
@@ -757,6 +705,8 @@ def build(
     if fn_zip is not None:
         unzipped["function"] = zip_unzipped_size(fn_zip)
         zipped["function"] = fn_zip.stat().st_size
+        for message in bytecode_problems(fn_zip):
+            problems.add(f"function zip: {message}")
     # Fail on unzipped budgets and ELF/bytecode problems before spending time zipping.
     pre = Problem(list(problems.messages))
     size_report(unzipped, zipped, pre)
@@ -795,13 +745,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    build(
-        ARCHES[args.arch],
-        args.out.resolve(),
-        args.wheel_cache.expanduser().resolve(),
-        args.app_dir.resolve(),
-        args.function_zip.resolve() if args.function_zip else None,
-    )
+    try:
+        build(
+            ARCHES[args.arch],
+            args.out.resolve(),
+            args.wheel_cache.expanduser().resolve(),
+            args.app_dir.resolve(),
+            args.function_zip.resolve() if args.function_zip else None,
+        )
+    except (LayerBuildError, BytecodeError) as error:
+        print(f"\nLAYER BUILD FAILED: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

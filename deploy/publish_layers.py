@@ -5,7 +5,7 @@
 
 Why a script and not `chalice deploy`: Chalice attaches layers by ARN but never publishes
 them. A zip over Lambda's 50 MB direct-upload limit goes through `--bucket` (staged under
-`layers/`); ours are about 22 and 13 MB, so they go directly. AWS is reached with boto3's
+`layers/`); ours are about 22, 13 and 3 MB, so they go directly. AWS is reached with boto3's
 ordinary configuration (AWS_ENDPOINT_URL included). `--write-config` rewrites the layer
 ARNs whose layer name matches in every Lambda stage of .chalice/config.json, nothing else.
 """
@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from deploy.layers import ARCHES, DEFAULT_OUT, LAYERS, MAX_ZIP_BYTES
+from deploy.layers import DEFAULT_OUT
 from deploy.policy import CONFIG_PATH, lambda_stages, read_config
+from deploy.specs import ARCHES, LAYERS, MAX_ZIP_BYTES
 
 RUNTIME = "python3.12"
 LAYER_NAME = "house-prices-{layer}-py312-{arch}"

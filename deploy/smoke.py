@@ -7,10 +7,12 @@ runtime's boto3 & co.), then runs a bare `python3.12 -I -S` with Lambda's enviro
 and sys.path only. No venv site-packages are visible to it.
 
 Usage: python -m deploy.smoke [--layers build/layers] [--app-dir .] [--function-zip ZIP]
-                              [--records FILE] [--artifacts DIR] [--require-app]
+                              [--records FILE] [--artifacts DIR] [--require-app] [--require-lean]
 
 The same file is also the child's entry point (`smoke.py --inner MODE ...`): it then
-imports only the standard library before it sets sys.path.
+imports only the standard library before it sets sys.path. The parent (a developer tool,
+never deployed) builds the events with testkit and hands them to the child as JSON, so
+nothing outside the layers and the function zip is imported in the sandbox.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAYERS = REPO_ROOT / "build" / "layers"
-DEFAULT_RECORDS = REPO_ROOT.parent / "shared" / "fixtures" / "lab_sample_records.jsonl"
+DEFAULT_RECORDS = REPO_ROOT / "examples" / "lab_request.json"
 DEFAULT_ARTIFACTS = REPO_ROOT / "artifacts"
 RESULT_PREFIX = "SMOKE_RESULT "
+SPEC_FILE = "smoke-spec.json"
 
 # Lambda's LD_LIBRARY_PATH; /var/... and /opt/... are rebased into the sandbox.
 LAMBDA_LD_LIBRARY_PATH = (
@@ -69,18 +72,21 @@ ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
 # ======================================================================================
 
 
-def _inner_setup(sandbox: Path) -> tuple[list[str], list[str]]:
-    """Set Lambda's sys.path and record every source compile under /opt.
+def _inner_setup(sandbox: Path) -> tuple[dict[str, list[str]], list[str]]:
+    """Set Lambda's sys.path and record every source compile under /opt and /var/task.
 
     A "compile" audit event fires when importlib compiles source, i.e. when a pyc is
-    missing or unusable: under /opt that must never happen.
+    missing or unusable: on read-only /opt (layers) and /var/task (function zip) that must
+    never happen.
     """
-    opt = str(sandbox / "opt")
-    compiled: list[str] = []
+    roots = {"opt": str(sandbox / "opt"), "task": str(sandbox / "var" / "task")}
+    compiled: dict[str, list[str]] = {name: [] for name in roots}
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
-        if event == "compile" and len(args) > 1 and str(args[1]).startswith(opt):
-            compiled.append(str(args[1]))
+        if event == "compile" and len(args) > 1:
+            for name, root in roots.items():
+                if str(args[1]).startswith(root):
+                    compiled[name].append(str(args[1]))
 
     sys.addaudithook(hook)
     stdlib = [p for p in sys.path if p and "site-packages" not in p]
@@ -105,15 +111,24 @@ def _check_isolation(sandbox: Path, stdlib: list[str]) -> None:
             raise AssertionError(f"module {name} loaded from outside the sandbox: {path}")
 
 
-def _loaded_libgomp() -> list[str]:
-    """Paths of every libgomp mapped into this process."""
+def _mapped(name: str) -> list[str]:
+    """Paths of every shared object whose path contains `name` mapped into this process."""
     with open("/proc/self/maps") as maps:
-        return sorted({line.split()[-1] for line in maps if "libgomp" in line})
+        return sorted({line.split()[-1] for line in maps if name in line})
+
+
+def _peak_rss_mib() -> float:
+    """The kernel's high-water mark of this process (VmHWM), as Lambda reports Max Memory Used."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
 
 
 def _check_libgomp(sandbox: Path) -> list[str]:
     """lib_lightgbm.so must have got the layer's libgomp, not the build host's."""
-    gomp = _loaded_libgomp()
+    gomp = _mapped("libgomp")
     expected = str(sandbox / "opt" / "lib")
     if not gomp or any(not p.startswith(expected) for p in gomp):
         raise AssertionError(f"libgomp not loaded from {expected}: {gomp}")
@@ -129,51 +144,12 @@ def _check_no_pandas() -> None:
         raise AssertionError("scikit-learn is importable in a model-layer-only function")
 
 
-class _Context:
-    """The attributes of Lambda's context object that handlers read."""
+def _context(fields: dict[str, Any]) -> Any:
+    """Lambda's context object, rebuilt from the plain data the parent sent."""
+    from types import SimpleNamespace
 
-    function_name = "house-prices-dev"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:house-prices-dev"
-    memory_limit_in_mb = 1024
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-    log_group_name = "/aws/lambda/house-prices-dev"
-    log_stream_name = "smoke"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-def api_event(
-    body: str | None,
-    content_type: str = "application/json",
-    method: str = "POST",
-    path: str = "/predict_price",
-    base64_encoded: bool = False,
-) -> dict[str, Any]:
-    """An API Gateway REST proxy event, as Lambda hands it to the function (also used by bench/)."""
-    headers = {"Content-Type": content_type, "Accept": "application/json"}
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": method,
-            "path": f"/api{path}",
-            "stage": "api",
-            "requestId": "local-request",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": body,
-        "isBase64Encoded": base64_encoded,
-    }
+    remaining = fields["remaining_time_in_millis"]
+    return SimpleNamespace(**fields, get_remaining_time_in_millis=lambda: remaining)
 
 
 def _inner_layer(sandbox: Path) -> dict[str, Any]:
@@ -213,16 +189,36 @@ def _inner_import_lightgbm(sandbox: Path) -> dict[str, Any]:
     return {"lightgbm_import_s": time.perf_counter() - t0}
 
 
-def _inner_api(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """api_handler: import app, answer POST /predict_price, never load pandas."""
+def _inner_native(sandbox: Path) -> dict[str, Any]:
+    """Native layer alone: lib_lightgbm.so loads by name (LD_LIBRARY_PATH) with the layer's libgomp."""
+    import ctypes
+
+    t0 = time.perf_counter()
+    library = ctypes.CDLL("lib_lightgbm.so")
+    t_load = time.perf_counter() - t0
+    for symbol in ("LGBM_BoosterLoadModelFromString", "LGBM_BoosterPredictForMatSingleRowFast", "LGBM_GetLastError"):
+        getattr(library, symbol)  # AttributeError names a missing one
+    expected = str(sandbox / "opt" / "lib")
+    lib = _mapped("lib_lightgbm")
+    if not lib or any(not p.startswith(expected) for p in lib):
+        raise AssertionError(f"lib_lightgbm.so not loaded from {expected}: {lib}")
+    return {"load_s": t_load, "lib_lightgbm": lib, "libgomp": _check_libgomp(sandbox)}
+
+
+def _inner_api(sandbox: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """api_handler: import app, answer POST /predict_price, /health, /openapi.json; never load pandas.
+
+    Reports which of the heavy modules answering them loaded, and the peak RSS.
+    """
+    records, event, context = spec["records"], spec["predict_event"], _context(spec["context"])
     t0 = time.perf_counter()
     import app as app_module
 
     t_import = time.perf_counter() - t0
-    response = app_module.app(api_event(json.dumps({"records": records})), _Context())
+    response = app_module.app(event, context)
     t_first = time.perf_counter() - t0
     t1 = time.perf_counter()
-    app_module.app(api_event(json.dumps({"records": records})), _Context())
+    app_module.app(event, context)
     t_warm = time.perf_counter() - t1
     status = response.get("statusCode")
     body = json.loads(response.get("body") or "null")
@@ -231,6 +227,10 @@ def _inner_api(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
     predictions = body.get("predictions") if isinstance(body, dict) else None
     if not isinstance(predictions, list) or len(predictions) != len(records):
         raise AssertionError(f"expected {len(records)} predictions in body['predictions']: {body}")
+    for name, other in spec["other_events"].items():
+        reply = app_module.app(other, context)
+        if reply.get("statusCode") != 200:
+            raise AssertionError(f"{name}: status {reply.get('statusCode')}: {reply.get('body', '')[:500]}")
     _check_no_pandas()
     result: dict[str, Any] = {
         "import_s": t_import,
@@ -238,13 +238,16 @@ def _inner_api(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
         "warm_s": t_warm,
         "status": status,
         "predictions": predictions,
+        "answered": ["predict_price", *spec["other_events"]],
+        "heavy_modules_loaded": [m for m in spec["heavy_modules"] if m in sys.modules],
+        "peak_rss_mib": _peak_rss_mib(),
     }
-    if "lightgbm" in sys.modules:
+    if _mapped("lib_lightgbm"):
         result["libgomp"] = _check_libgomp(sandbox)
     return result
 
 
-def _inner_batch(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _inner_batch(sandbox: Path, spec: dict[str, Any]) -> dict[str, Any]:
     """score_uploaded_csv: both layers; pandas, chalicelib.batch and botocore import."""
     import importlib
     import importlib.util
@@ -270,6 +273,7 @@ def _inner_batch(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]
         if not str(module.__file__).startswith(opt):
             raise AssertionError(f"{module.__name__} not from the layers: {module.__file__}")
     botocore.session.get_session().get_config_variable("region")  # layer dateutil vs botocore
+    records = spec["records"]
     csv = pandas.DataFrame.from_records(records).to_csv(index=False)
     frame = pandas.read_csv(io.StringIO(csv))
     if frame.shape[0] != len(records):
@@ -285,26 +289,28 @@ def _inner_batch(sandbox: Path, records: list[dict[str, Any]]) -> dict[str, Any]
 
 
 def inner_main(argv: list[str]) -> int:
-    """Child entry point: `smoke.py --inner MODE SANDBOX [RECORDS]`."""
+    """Child entry point: `smoke.py --inner MODE SANDBOX`; the parent's spec is SANDBOX/smoke-spec.json."""
     mode, sandbox = argv[0], Path(argv[1])
     compiled, stdlib = _inner_setup(sandbox)
-    records: list[dict[str, Any]] = []
-    if len(argv) > 2:
-        with open(argv[2]) as fh:
-            records = [json.loads(line) for line in fh if line.strip()]
+    spec_path = sandbox / SPEC_FILE
+    spec: dict[str, Any] = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
     if mode == "layer":
         result = _inner_layer(sandbox)
     elif mode == "import-lightgbm":
         result = _inner_import_lightgbm(sandbox)
+    elif mode == "native":
+        result = _inner_native(sandbox)
     elif mode == "api":
-        result = _inner_api(sandbox, records)
+        result = _inner_api(sandbox, spec)
     elif mode == "batch":
-        result = _inner_batch(sandbox, records)
+        result = _inner_batch(sandbox, spec)
     else:
-        raise SystemExit(f"unknown mode {mode}")
+        print(f"unknown mode {mode}", file=sys.stderr)
+        return 2
     _check_isolation(sandbox, stdlib)
-    result["compiled_under_opt"] = len(compiled)
-    result["compiled_examples"] = compiled[:3]
+    result["compiled_under_opt"] = len(compiled["opt"])
+    result["compiled_under_task"] = len(compiled["task"])
+    result["compiled_examples"] = (compiled["opt"] + compiled["task"])[:3]
     result["sys_path"] = sys.path
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
@@ -313,6 +319,10 @@ def inner_main(argv: list[str]) -> int:
 # ======================================================================================
 # Parent side.
 # ======================================================================================
+
+
+class SmokeFailure(Exception):
+    """The layers or the app would not work on Lambda, or the smoke test could not run them."""
 
 
 def log(message: str) -> None:
@@ -349,7 +359,7 @@ def copy_runtime(dest: Path) -> None:
     for name in RUNTIME_PACKAGES:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
-            raise SystemExit(f"{name} is not installed in this venv; the runtime stand-in needs it")
+            raise SmokeFailure(f"{name} is not installed in this venv; the runtime stand-in needs it")
         origin = Path(spec.origin)
         if spec.submodule_search_locations:
             shutil.copytree(origin.parent, dest / name, dirs_exist_ok=True)
@@ -417,10 +427,12 @@ def run_inner(
     sandbox: Path,
     mode: str,
     env: dict[str, str],
-    records: Path | None = None,
+    spec: dict[str, Any] | None = None,
     no_write_bytecode: bool = False,
 ) -> dict[str, Any]:
     """Run one child; its assertions fail the smoke test with their output."""
+    if spec is not None:
+        (sandbox / SPEC_FILE).write_text(json.dumps(spec))
     cmd = [
         python,
         "-I",
@@ -428,16 +440,14 @@ def run_inner(
         *(["-B"] if no_write_bytecode else []),
         str(Path(__file__).resolve()),
     ]
-    cmd += ["--inner", mode, str(sandbox), *([str(records)] if records else [])]
+    cmd += ["--inner", mode, str(sandbox)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=sandbox)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
-        raise SystemExit(
-            f"SMOKE FAILED in {mode} (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-        )
+        raise SmokeFailure(f"in {mode} (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
-    if mode != "import-lightgbm" and result["compiled_under_opt"]:
-        raise SystemExit(f"SMOKE FAILED in {mode}: source compiled under /opt: {result['compiled_examples']}")
+    if mode != "import-lightgbm" and (result["compiled_under_opt"] or result["compiled_under_task"]):
+        raise SmokeFailure(f"in {mode}: source compiled under /opt or /var/task: {result['compiled_examples']}")
     return result
 
 
@@ -457,14 +467,33 @@ def measure_bytecode(python: str, work: Path, model_zip: Path, repeats: int) -> 
             times.append(result["lightgbm_import_s"])
             compiled = result["compiled_under_opt"]
             if with_pycache and compiled:
-                raise SystemExit(f"SMOKE FAILED: layer bytecode not used: {result['compiled_examples']}")
+                raise SmokeFailure(f"layer bytecode not used: {result['compiled_examples']}")
             if not with_pycache and not compiled:
-                raise SystemExit("SMOKE FAILED: the compile audit hook saw nothing without pycs")
+                raise SmokeFailure("the compile audit hook saw nothing without pycs")
         medians[label] = statistics.median(times)
         shutil.rmtree(sandbox)
     if medians["with_pycache"] >= medians["without_pycache"]:
-        raise SystemExit(f"SMOKE FAILED: bytecode gives no speed-up: {medians}")
+        raise SmokeFailure(f"bytecode gives no speed-up: {medians}")
     return medians
+
+
+def app_spec(records_path: Path) -> dict[str, Any]:
+    """What the app's children get: records, API Gateway events and context (from testkit)."""
+    from deploy.specs import HEAVY_MODULES
+    from testkit.events import LambdaContext, api_event
+    from testkit.lab import lab_records
+
+    records = lab_records(records_path)
+    return {
+        "records": records,
+        "predict_event": api_event(json.dumps({"records": records})),
+        "other_events": {
+            "health": api_event(None, method="GET", path="/health"),
+            "openapi": api_event(None, method="GET", path="/openapi.json"),
+        },
+        "heavy_modules": list(HEAVY_MODULES),
+        "context": LambdaContext(log_stream_name="smoke").to_dict(),
+    }
 
 
 def resolve_function_zip(args: argparse.Namespace, work: Path) -> Path | None:
@@ -476,16 +505,63 @@ def resolve_function_zip(args: argparse.Namespace, work: Path) -> Path | None:
     return build_function_zip(Path(args.app_dir).resolve(), work / "function.zip")
 
 
+def api_sandbox_layers(require_lean: bool) -> list[str]:
+    """The API function's own layers; until it is lean, also the model layer.
+
+    Until chalicelib answers through the native binding (issue 10), app.py imports the
+    lightgbm package, which only the model layer has: without --require-lean the sandbox
+    gets it too, and the heavy-module check reports instead of failing.
+    """
+    from deploy.specs import FUNCTIONS
+
+    (api,) = (fn for fn in FUNCTIONS if fn.name == "api_handler")
+    return list(api.layers) if require_lean else [*api.layers, *(["model"] if "model" not in api.layers else [])]
+
+
+def api_function_facts(function_zip: Path, zips: dict[str, Path], api: dict[str, Any]) -> dict[str, Any]:
+    """The deployed API function's unzipped size (function zip + its own layers) and what it loaded."""
+    from deploy.layers import zip_unzipped_size
+    from deploy.specs import API_PEAK_RSS_BYTES, FUNCTIONS, MIB
+
+    (spec,) = (fn for fn in FUNCTIONS if fn.name == "api_handler")
+    parts = {"function": zip_unzipped_size(function_zip)} | {
+        f"{name}-layer": zip_unzipped_size(zips[name]) for name in spec.layers
+    }
+    return {
+        "parts_mib": {name: size / MIB for name, size in parts.items()},
+        "unzipped_mib": sum(parts.values()) / MIB,
+        "budget_mib": spec.budget_bytes / MIB,
+        "peak_rss_mib": api["peak_rss_mib"],
+        "peak_rss_budget_mib": API_PEAK_RSS_BYTES / MIB,
+        "heavy_modules_loaded": api["heavy_modules_loaded"],
+    }
+
+
+def lean_problems(facts: dict[str, Any]) -> list[str]:
+    """What keeps the API function from the issue-10 targets (enforced by --require-lean)."""
+    problems = []
+    if facts["heavy_modules_loaded"]:
+        problems.append(f"answering {facts['answered']} imported {facts['heavy_modules_loaded']}")
+    if facts["peak_rss_mib"] > facts["peak_rss_budget_mib"]:
+        problems.append(f"peak RSS {facts['peak_rss_mib']:.1f} MiB > {facts['peak_rss_budget_mib']:.0f} MiB")
+    if facts["unzipped_mib"] > facts["budget_mib"]:
+        problems.append(f"unzipped {facts['unzipped_mib']:.1f} MiB > {facts['budget_mib']:.0f} MiB")
+    return problems
+
+
 def smoke(args: argparse.Namespace) -> dict[str, Any]:
-    """All smoke phases; raises SystemExit with a clear message on any failure."""
+    """All smoke phases; raises SmokeFailure with a clear message on any failure."""
+    from deploy.specs import LAYERS
+
     layers = Path(args.layers).resolve()
-    model_zip, pandas_zip = layers / "model-layer.zip", layers / "pandas-layer.zip"
-    for zip_path in (model_zip, pandas_zip):
+    zips = {spec.name: layers / spec.zip_name for spec in LAYERS}
+    for zip_path in zips.values():
         if not zip_path.is_file():
-            raise SystemExit(f"{zip_path} missing: run python -m deploy.layers first")
+            raise SmokeFailure(f"{zip_path} missing: run python -m deploy.layers first")
+    model_zip = zips["model"]
     machine = layer_machine(model_zip)
     if machine != platform.machine():
-        raise SystemExit(f"layers are for {machine}; this host is {platform.machine()}: cannot run them here")
+        raise SmokeFailure(f"layers are for {machine}; this host is {platform.machine()}: cannot run them here")
     python = args.python or base_python()
     report: dict[str, Any] = {"python": python}
     with tempfile.TemporaryDirectory(prefix="house-prices-smoke-") as tmp:
@@ -497,6 +573,11 @@ def smoke(args: argparse.Namespace) -> dict[str, Any]:
         report["layer"] = run_inner(python, sandbox, "layer", lambda_env(sandbox, "layer", "unused"))
         shutil.rmtree(sandbox)
 
+        log("native layer alone: lib_lightgbm.so by name, with the layer's libgomp")
+        sandbox = make_sandbox(work / "native", [zips["native"]], None, runtime)
+        report["native"] = run_inner(python, sandbox, "native", lambda_env(sandbox, "native", "unused"))
+        shutil.rmtree(sandbox)
+
         if args.bytecode_repeats > 0:
             log("cold import of lightgbm with and without the layer's bytecode")
             report["bytecode"] = measure_bytecode(python, work, model_zip, args.bytecode_repeats)
@@ -504,26 +585,34 @@ def smoke(args: argparse.Namespace) -> dict[str, Any]:
         function_zip = resolve_function_zip(args, work)
         if function_zip is None:
             if args.require_app:
-                raise SystemExit("SMOKE FAILED: no app.py and no --function-zip, but --require-app")
+                raise SmokeFailure("no app.py and no --function-zip, but --require-app")
             report["app"] = "skipped: app.py does not exist yet"
             return report
         artifacts = args.artifacts
         if not artifacts.startswith("s3://"):
             artifacts = str(Path(artifacts).resolve())
             if not Path(artifacts).is_dir():
-                raise SystemExit(f"SMOKE FAILED: artifacts folder {artifacts} missing (train a model first)")
-        records = Path(args.records).resolve()
+                raise SmokeFailure(f"artifacts folder {artifacts} missing (train a model first)")
+        spec = app_spec(Path(args.records).resolve())
 
-        log("api_handler: function zip + model layer, POST /predict_price")
-        sandbox = make_sandbox(work / "api", [model_zip], function_zip, runtime)
+        api_layers = api_sandbox_layers(args.require_lean)
+        log(f"api_handler: function zip + {' + '.join(api_layers)} layers: /predict_price, /health, /openapi.json")
+        sandbox = make_sandbox(work / "api", [zips[name] for name in api_layers], function_zip, runtime)
         env = lambda_env(sandbox, "api_handler", artifacts)
-        report["api"] = run_inner(python, sandbox, "api", env, records)
+        report["api"] = run_inner(python, sandbox, "api", env, spec)
+        report["api"]["layers"] = api_layers
         shutil.rmtree(sandbox)
+        facts = api_function_facts(function_zip, zips, report["api"]) | {"answered": report["api"]["answered"]}
+        facts["lean_required"] = args.require_lean
+        facts["lean_problems"] = lean_problems(facts)
+        report["api_function"] = facts
+        if args.require_lean and facts["lean_problems"]:
+            raise SmokeFailure("--require-lean: " + "; ".join(facts["lean_problems"]))
 
         log("score_uploaded_csv: function zip + model layer + pandas layer")
-        sandbox = make_sandbox(work / "batch", [model_zip, pandas_zip], function_zip, runtime)
+        sandbox = make_sandbox(work / "batch", [model_zip, zips["pandas"]], function_zip, runtime)
         env = lambda_env(sandbox, "score_uploaded_csv", artifacts)
-        report["batch"] = run_inner(python, sandbox, "batch", env, records)
+        report["batch"] = run_inner(python, sandbox, "batch", env, spec)
     return report
 
 
@@ -537,6 +626,9 @@ def print_report(report: dict[str, Any]) -> None:
         f"{layer['total_s']:.3f} s, libgomp {layer['libgomp']}"
     )
     print(f"  scipy subpackages loaded: {layer['scipy_modules']}")
+    native = report["native"]
+    print(f"native layer: lib_lightgbm.so loaded in {native['load_s']:.3f} s from {native['lib_lightgbm']}")
+    print(f"  libgomp {native['libgomp']}")
     if "bytecode" in report:
         b = report["bytecode"]
         print(
@@ -548,10 +640,19 @@ def print_report(report: dict[str, Any]) -> None:
         return
     api = report["api"]
     print(
-        f"api_handler: import app {api['import_s']:.3f} s, cold start (import + first response) "
-        f"{api['cold_start_s']:.3f} s, warm {api['warm_s'] * 1000:.1f} ms, status {api['status']}"
+        f"api_handler ({' + '.join(api['layers'])} layers): import app {api['import_s']:.3f} s, cold start "
+        f"(import + first response) {api['cold_start_s']:.3f} s, warm {api['warm_s'] * 1000:.1f} ms, "
+        f"status {api['status']}, compiled under /var/task {api['compiled_under_task']}"
     )
     print(f"  predictions: {api['predictions']}")
+    facts = report["api_function"]
+    parts = " + ".join(f"{name} {size:.1f}" for name, size in facts["parts_mib"].items())
+    print(
+        f"  API function unzipped {facts['unzipped_mib']:.1f} MiB ({parts}; budget {facts['budget_mib']:.0f}), "
+        f"peak RSS {facts['peak_rss_mib']:.1f} MiB (lean target {facts['peak_rss_budget_mib']:.0f})"
+    )
+    lean = "required" if facts["lean_required"] else "reported only"
+    print(f"  heavy modules loaded answering {facts['answered']}: {facts['heavy_modules_loaded']} ({lean})")
     batch = report["batch"]
     print(
         f"score_uploaded_csv: import app {batch['import_app_s']:.3f} s, + chalicelib.batch "
@@ -566,7 +667,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--layers", default=str(DEFAULT_LAYERS))
     parser.add_argument("--app-dir", default=str(REPO_ROOT), help="holds app.py and chalicelib/")
     parser.add_argument("--function-zip", help="use this zip (e.g. chalice's deployment.zip)")
-    parser.add_argument("--records", default=str(DEFAULT_RECORDS))
+    parser.add_argument("--records", default=str(DEFAULT_RECORDS), help='a request body {"records": [...]}')
     parser.add_argument(
         "--artifacts",
         default=str(DEFAULT_ARTIFACTS),
@@ -579,13 +680,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="fail instead of skipping without app.py",
     )
+    parser.add_argument(
+        "--require-lean",
+        action="store_true",
+        help="the API function on its own layers only; fail if answering imports numpy, scipy, narwhals, "
+        "pandas or lightgbm, or exceeds its RSS or size target",
+    )
     parser.add_argument("--json", action="store_true", help="print the raw report as JSON")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from deploy.bytecode import BytecodeError
+
     args = parse_args(argv)
-    report = smoke(args)
+    try:
+        report = smoke(args)
+    except (SmokeFailure, BytecodeError) as failure:
+        print(f"SMOKE FAILED: {failure}", file=sys.stderr)
+        return 1
     print(json.dumps(report, indent=2) if args.json else "", end="")
     print_report(report)
     print("SMOKE OK")

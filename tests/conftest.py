@@ -10,45 +10,21 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
-import requests
 
-from training.data import generate_synthetic, load_housets, split_by_date
-from training.train import train, write_version
+from testkit import lab, models
+from testkit.moto import DUMMY_AWS_ENV, MotoServer
+from testkit.ports import free_port, wait_for_http
 
 pytest_plugins = ["tests.s3_audit"]
 
 ROOT = Path(__file__).resolve().parent.parent
-LAB_RECORDS = ROOT.parent / "shared" / "fixtures" / "lab_sample_records.jsonl"
-TEST_ZIPCODES = 120
-TEST_ROUNDS = 150
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
 @pytest.fixture
@@ -69,24 +45,24 @@ def logged():
 
 @pytest.fixture(scope="session")
 def lab_records() -> list[dict]:
-    return [json.loads(line) for line in LAB_RECORDS.read_text().splitlines() if line.strip()]
+    return lab.lab_records()
 
 
 @pytest.fixture(scope="session")
 def synthetic_csvs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return generate_synthetic(tmp_path_factory.mktemp("data"), TEST_ZIPCODES)
+    return models.synthetic_csvs(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="session")
 def splits(synthetic_csvs: tuple[Path, Path]):
-    return split_by_date(*load_housets(*synthetic_csvs))
+    return models.load_splits(*synthetic_csvs)[1]
 
 
 @pytest.fixture(scope="session")
 def artifacts_dir(splits, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete local artifact root with one trained version and LATEST."""
     out = tmp_path_factory.mktemp("artifacts")
-    write_version(train(splits, TEST_ROUNDS, log_every=0), splits, out)
+    models.train_version(splits, out)
     return out
 
 
@@ -104,54 +80,19 @@ def local_project(tmp_path: Path, **environment: str) -> Path:
     return tmp_path
 
 
-@dataclass
-class S3Server:
-    """A moto S3 server process that tests may stop and start again on the same port."""
-
-    port: int
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_http(self.url)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def client(self):
-        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1")
-
-
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+def s3_server() -> Iterator[MotoServer]:
+    """moto's server for the session; boto3 clients the code makes itself get dummy credentials."""
+    for name, value in DUMMY_AWS_ENV.items():
         os.environ.setdefault(name, value)
-    server = S3Server(free_port())
-    server.start()
-    yield server
-    server.stop()
+    with MotoServer() as server:
+        yield server
 
 
 @pytest.fixture
-def s3(s3_server: S3Server):
+def s3(s3_server: MotoServer):
     """A client of the running server; restarts the server if a test left it stopped."""
-    if s3_server.process is None:
-        s3_server.start()
+    s3_server.start()
     return s3_server.client()
 
 
@@ -180,7 +121,7 @@ def server(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(url + "/health", timeout=60)
+        wait_for_http(url + "/health", timeout=60, process=process)
         yield url
     finally:
         process.terminate()

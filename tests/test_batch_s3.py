@@ -22,6 +22,7 @@ from chalicelib.batch import handler
 from chalicelib.batch.scoring import score_csv_stream
 from chalicelib.batch.settings import BatchSettings
 from chalicelib.predictor import LazyPredictor, Predictor, load_predictor
+from testkit.events import s3_put_event
 from tests.conftest import ROOT
 from training.publish import publish
 from training.train import features_of
@@ -46,16 +47,6 @@ def settings(s3, bucket) -> BatchSettings:
 @pytest.fixture
 def model(predictor) -> LazyPredictor:
     return LazyPredictor(lambda: predictor)
-
-
-def event(bucket: str, *keys: str) -> dict:
-    """An S3 notification as S3 sends it: keys URL-encoded with + for space."""
-    return {
-        "Records": [
-            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(k)}}}
-            for k in keys
-        ]
-    }
 
 
 def local_output(data: bytes, predictor: Predictor) -> bytes:
@@ -105,9 +96,9 @@ def test_handler_through_the_chalice_client_end_to_end(
 
 def test_redelivery_rewrites_the_same_single_object(s3, settings, model, houses_csv):
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/a.csv", Body=houses_csv)
-    first = handler.score_s3_event(event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
+    first = handler.score_s3_event(s3_put_event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
     before = read(s3, settings.output_bucket, "predictions/a.predictions.csv")
-    second = handler.score_s3_event(event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
+    second = handler.score_s3_event(s3_put_event(settings.input_bucket, "incoming/a.csv"), model, settings, s3)
     assert first == second
     assert first[0].status == "scored" and first[0].rows == houses_csv.count(b"\n") - 1
     assert keys(s3, settings.output_bucket) == ["predictions/a.predictions.csv"]
@@ -120,7 +111,7 @@ def test_every_record_of_an_event_is_scored(s3, settings, model, houses_csv, pre
     bodies = {"incoming/one.csv": b"".join(lines[:50]), "incoming/x/two.csv": b"".join([lines[0], *lines[50:80]])}
     for key, body in bodies.items():
         s3.put_object(Bucket=settings.input_bucket, Key=key, Body=body)
-    results = handler.score_s3_event(event(settings.input_bucket, *bodies), model, settings, s3)
+    results = handler.score_s3_event(s3_put_event(settings.input_bucket, *bodies), model, settings, s3)
     assert [(r.key, r.rows) for r in results] == [("incoming/one.csv", 49), ("incoming/x/two.csv", 30)]
     assert read(s3, settings.output_bucket, "predictions/one.predictions.csv") == local_output(
         bodies["incoming/one.csv"], predictor
@@ -135,7 +126,7 @@ def test_bad_rows_are_reported_in_the_output(s3, settings, model, houses_csv):
     lines[2] = lines[2].replace(",2012,", ",twenty,", 1)  # not a number, even beside a date
     lines[4] = "not-a-date," + lines[4].split(",", 1)[1]
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/bad.csv", Body=("\n".join(lines) + "\n").encode())
-    [result] = handler.score_s3_event(event(settings.input_bucket, "incoming/bad.csv"), model, settings, s3)
+    [result] = handler.score_s3_event(s3_put_event(settings.input_bucket, "incoming/bad.csv"), model, settings, s3)
     frame = pd.read_csv(io.BytesIO(read(s3, settings.output_bucket, "predictions/bad.predictions.csv")), dtype=str)
     assert len(frame) == 5 == result.rows
     assert frame["error"].fillna("").tolist()[1] == "year: must be a number, got 'twenty'"
@@ -151,9 +142,9 @@ def test_bad_rows_are_reported_in_the_output(s3, settings, model, houses_csv):
 def test_a_file_that_cannot_be_scored_gets_an_error_report(s3, settings, model, houses_csv, body, message, logged):
     key = "incoming/x.csv"
     s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)
-    handler.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
+    handler.score_s3_event(s3_put_event(settings.input_bucket, key), model, settings, s3)
     s3.put_object(Bucket=settings.input_bucket, Key=key, Body=body)  # the same key, now broken
-    [result] = handler.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
+    [result] = handler.score_s3_event(s3_put_event(settings.input_bucket, key), model, settings, s3)
     assert result.status == "failed" and result.output_key == "predictions/x.error.json"
     assert keys(s3, settings.output_bucket) == ["predictions/x.error.json"]  # the stale output is gone
     report = json.loads(read(s3, settings.output_bucket, "predictions/x.error.json"))
@@ -161,7 +152,7 @@ def test_a_file_that_cannot_be_scored_gets_an_error_report(s3, settings, model, 
     failed = [line for line in logged if line["event"] == "batch_file" and line["outcome"] == "failed"]
     assert failed and message in failed[-1]["reason"] and failed[-1]["input"] == report["input"]
     s3.put_object(Bucket=settings.input_bucket, Key=key, Body=houses_csv)  # fixed again
-    handler.score_s3_event(event(settings.input_bucket, key), model, settings, s3)
+    handler.score_s3_event(s3_put_event(settings.input_bucket, key), model, settings, s3)
     assert keys(s3, settings.output_bucket) == ["predictions/x.predictions.csv"]
 
 
@@ -169,15 +160,15 @@ def test_a_configuration_that_retriggers_itself_writes_nothing(s3, bucket, model
     settings = BatchSettings(bucket, "incoming/", ".csv", bucket, "incoming/scored/")
     s3.put_object(Bucket=bucket, Key="incoming/a.csv", Body=houses_csv)
     with pytest.raises(ValueError, match="would trigger the handler again"):
-        handler.score_s3_event(event(bucket, "incoming/a.csv"), model, settings, s3)
+        handler.score_s3_event(s3_put_event(bucket, "incoming/a.csv"), model, settings, s3)
     assert keys(s3, bucket) == ["incoming/a.csv"]
 
 
 def test_escaping_keys_are_refused_and_the_rest_scored(s3, settings, model, houses_csv, logged):
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/ok.csv", Body=houses_csv)
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/../escape.csv", Body=houses_csv)
-    bad = event(settings.input_bucket, "incoming/../escape.csv", "incoming/ok.csv")
-    bad["Records"].append(event("some-other-bucket", "incoming/ok.csv")["Records"][0])
+    bad = s3_put_event(settings.input_bucket, "incoming/../escape.csv", "incoming/ok.csv")
+    bad["Records"].append(s3_put_event("some-other-bucket", "incoming/ok.csv")["Records"][0])
     results = handler.score_s3_event(bad, model, settings, s3)
     assert [r.status for r in results] == ["rejected", "scored", "rejected"]
     assert "'..' path segment" in results[0].error and "not the input bucket" in results[2].error
@@ -292,7 +283,7 @@ def test_200k_rows_s3_to_s3_and_bounded_memory(s3, settings, model, predictor, h
     s3.put_object(Bucket=settings.input_bucket, Key="incoming/big.csv", Body=data)
 
     started = time.perf_counter()
-    [result] = handler.score_s3_event(event(settings.input_bucket, "incoming/big.csv"), model, settings, s3)
+    [result] = handler.score_s3_event(s3_put_event(settings.input_bucket, "incoming/big.csv"), model, settings, s3)
     s3_seconds = time.perf_counter() - started
     assert result.rows == rows and result.rows_with_errors == 0
     body = s3.get_object(Bucket=settings.output_bucket, Key="predictions/big.predictions.csv")["Body"]

@@ -7,7 +7,6 @@ import io
 import json
 import threading
 from pathlib import Path
-from urllib.parse import quote_plus
 
 import pytest
 from chalice.test import Client
@@ -18,6 +17,7 @@ from chalicelib.batch import handler
 from chalicelib.batch.scoring import score_csv_stream
 from chalicelib.batch.settings import BatchSettings
 from chalicelib.predictor import LazyPredictor, load_predictor
+from testkit.events import s3_put_event
 from tests.conftest import local_project
 from training.publish import publish
 
@@ -100,11 +100,7 @@ def batch_setup(s3, bucket: str, synthetic_csvs) -> tuple[BatchSettings, bytes, 
     data = header + b"\n" + rows * 3  # an output of several 5 MiB parts
     key = "incoming/retry me.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=data)
-    event = {
-        "Records": [
-            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key)}}}
-        ]
-    }
+    event = s3_put_event(bucket, key)
     return settings, data, event
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from deploy import policy
+from deploy import bytecode, policy, publish_layers, specs
+from deploy.layers import build_function_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "prod"
@@ -30,26 +31,26 @@ MAX_FUNCTION_ZIP = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `make package` does, in a copy of the project (testkit/ included, as in the repo)."""
     project = tmp_path_factory.mktemp("project")
     shutil.copy(ROOT / "app.py", project)
     shutil.copy(ROOT / "requirements.txt", project)
     shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "testkit", project / "testkit", ignore=shutil.ignore_patterns("__pycache__"))
     (project / ".chalice").mkdir()
     for path in [ROOT / ".chalice" / "config.json", *(ROOT / ".chalice").glob("policy-*.json")]:
         shutil.copy(path, project / ".chalice")
     out = project / "out"
     chalice = Path(sys.executable).parent / "chalice"
-    env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": str(Path(sys.executable).parent)}
-    proc = subprocess.run(
-        [str(chalice), "package", "--stage", STAGE, "--pkg-format", "terraform", str(out)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": str(Path(sys.executable).parent), "PYTHONDONTWRITEBYTECODE": "1"}
+    steps = [
+        ([sys.executable, "-m", "deploy.bytecode", "--prepare", str(project)], ROOT),
+        ([str(chalice), "package", "--stage", STAGE, "--pkg-format", "terraform", str(out)], project),
+    ]
+    for cmd, cwd in steps:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Reusing existing deployment package" in proc.stdout + proc.stderr  # the prepared zip, pycs and all
     return out
 
 
@@ -79,9 +80,14 @@ def test_two_functions_sized_and_layered_as_configured(terraform: dict[str, Any]
     assert functions["api_handler"]["handler"] == "app.app"
     assert functions["score_uploaded_csv"]["handler"] == "app.score_uploaded_csv"
     assert (functions["api_handler"]["memory_size"], functions["api_handler"]["timeout"]) == (512, 10)
-    # Only the batch function gets pandas: the API function's cold start must not pay for it.
-    assert len(functions["api_handler"]["layers"]) == 1
-    assert len(functions["score_uploaded_csv"]["layers"]) == 2
+    # Each function gets the layers deploy/specs.py gives it: the API only LightGBM's C library
+    # (the native layer), only the batch function numpy, scipy, lightgbm and pandas.
+    for spec in specs.FUNCTIONS:
+        names = [publish_layers.arn_layer_name(arn) for arn in functions[spec.name]["layers"]]
+        assert names == [publish_layers.layer_name(layer, "x86_64") for layer in spec.layers]
+    assert [publish_layers.arn_layer_name(arn) for arn in functions["api_handler"]["layers"]] == [
+        "house-prices-native-py312-x86_64"
+    ]
 
 
 def test_each_function_has_its_own_role_with_the_committed_policy(terraform: dict[str, Any]) -> None:
@@ -139,4 +145,32 @@ def test_function_zip_is_small_and_holds_only_the_app(package: Path) -> None:
     assert "app.py" in names
     assert "chalicelib/predictor.py" in names
     top_level = {name.split("/")[0] for name in names}
-    assert top_level <= {"app.py", "chalice", "chalicelib"}, top_level
+    assert top_level <= {"app.py", "__pycache__", "chalice", "chalicelib"}, top_level  # never testkit/
+
+
+def test_function_zip_carries_312_bytecode_for_every_module(package: Path) -> None:
+    """/var/task is read-only: without pycs Lambda compiles app.py, chalicelib and chalice at every cold start."""
+    zip_path = package / "deployment.zip"
+    assert bytecode.bytecode_problems(zip_path) == []
+    with zipfile.ZipFile(zip_path) as zf:
+        names = set(zf.namelist())
+    for module in ("app", "chalice/app", "chalice/__init__", "chalicelib/api"):
+        assert bytecode.pyc_name(f"{module}.py") in names
+
+
+def test_our_function_zip_matches_and_stale_bytecode_is_caught(tmp_path: Path) -> None:
+    """deploy.layers' own function zip (the smoke test's) has the same files, and the check can fail."""
+    zip_path = build_function_zip(ROOT, tmp_path / "function.zip")
+    assert zip_path is not None and bytecode.bytecode_problems(zip_path) == []
+    with zipfile.ZipFile(zip_path) as zf:
+        entries = {info.filename: zf.read(info) for info in zf.infolist()}
+    assert {name.split("/")[0] for name in entries} == {"app.py", "__pycache__", "chalice", "chalicelib"}
+    stale = tmp_path / "stale.zip"
+    with zipfile.ZipFile(stale, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data + b"\nCHANGED = True\n" if name == "chalicelib/api.py" else data)
+    assert bytecode.bytecode_problems(stale) == [
+        "chalicelib/__pycache__/api.cpython-312.pyc: compiled from other source than chalicelib/api.py (stale)"
+    ]
+    bytecode.add_bytecode(stale)
+    assert bytecode.bytecode_problems(stale) == []

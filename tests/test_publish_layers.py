@@ -28,7 +28,7 @@ def layers_dir(tmp_path: Path) -> Path:
     """Stand-ins for build/layers: tiny but real zips under the names deploy.layers writes."""
     out = tmp_path / "layers"
     out.mkdir()
-    for layer in ("model", "pandas"):
+    for layer in ("model", "pandas", "native"):
         with zipfile.ZipFile(out / f"{layer}-layer.zip", "w") as zf:
             zf.writestr(f"python/{layer}_stub.py", "VALUE = 1\n")
     return out
@@ -76,15 +76,12 @@ def test_cli_publishes_both_and_writes_the_arns_into_lambda_stages(
         ["--region", "us-west-2", "--layers", str(layers_dir), "--write-config", "--config", str(config_path)]
     )
     printed = capsys.readouterr().out.splitlines()
-    model, pandas = (
-        arn(layer_name("model", "x86_64"), 1, "us-west-2"),
-        arn(layer_name("pandas", "x86_64"), 1, "us-west-2"),
-    )
-    assert printed[:2] == [model, pandas]
+    model, pandas, native = (arn(layer_name(name, "x86_64"), 1, "us-west-2") for name in ("model", "pandas", "native"))
+    assert printed[:3] == [model, pandas, native]
     after = json.loads(config_path.read_text())
     for stage in ("dev", "prod"):
         functions = after["stages"][stage]["lambda_functions"]
-        assert functions["api_handler"]["layers"] == [model]
+        assert functions["api_handler"]["layers"] == [native]
         assert functions["score_uploaded_csv"]["layers"] == [model, pandas]
     for stage in ("dev", "prod"):  # nothing but the layer ARNs changed
         for function, settings in after["stages"][stage]["lambda_functions"].items():
@@ -116,7 +113,7 @@ def test_only_matching_layer_names_are_replaced() -> None:
     config = policy.read_config()
     new = arn(layer_name("model", "x86_64"), 7)
     updated, changes = with_layer_arns(config, [new])
-    assert len(changes) == 4  # both functions of dev and prod
+    assert len(changes) == 2  # the batch function of dev and prod (the API has the native layer)
     pandas = config["stages"]["prod"]["lambda_functions"]["score_uploaded_csv"]["layers"][1]
     assert updated["stages"]["prod"]["lambda_functions"]["score_uploaded_csv"]["layers"] == [new, pandas]
     assert unused_layer_names(config, [layer_name("model", "x86_64")]) == []
