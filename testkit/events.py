@@ -13,8 +13,8 @@ from urllib.parse import quote_plus
 REGION = "us-east-1"
 
 
-def s3_put_record(bucket: str, key: str, size: int = 0) -> dict[str, Any]:
-    """One record of the notification S3 sends for an uploaded object.
+def s3_put_record(bucket: str, key: str, size: int = 0, etag: str | None = None) -> dict[str, Any]:
+    """One record of the notification S3 sends for an uploaded object (with its ETag when given).
 
     S3 sends the key URL-encoded with `+` for a space and `/` left as it is.
     """
@@ -28,7 +28,8 @@ def s3_put_record(bucket: str, key: str, size: int = 0) -> dict[str, Any]:
             "s3SchemaVersion": "1.0",
             "configurationId": "testkit",
             "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": quote_plus(key, safe="/"), "size": size, "sequencer": "0"},
+            "object": {"key": quote_plus(key, safe="/"), "size": size, "sequencer": "0"}
+            | ({"eTag": etag.strip('"')} if etag else {}),
         },
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 import subprocess
@@ -13,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chalicelib.batch import settings as batch_settings
 from chalicelib.batch.framing import BatchFileError
 from chalicelib.batch.scoring import BatchSummary, score_csv_stream
-from chalicelib.contract import FEATURE_NAMES
+from chalicelib.contract import FEATURE_NAMES, PASSTHROUGH
 from chalicelib.predictor import Predictor, load_predictor
 from tests.conftest import ROOT
 from tests.expected import json_features
@@ -313,3 +316,57 @@ def test_a_configuration_that_retriggers_itself_is_refused(input_prefix, input_s
 )
 def test_same_bucket_is_fine_when_outputs_cannot_match(input_prefix, input_suffix, output_prefix):
     batch_settings.BatchSettings("b", input_prefix, input_suffix, "b", output_prefix).check()
+
+
+# ---------------------------------------------------------------------------- any bytes (issue 9)
+
+_cells = st.one_of(
+    st.sampled_from(["", "1", "2021-07-01", "02134", "Elmford, AZ", '"', '""', "\n", "\r", ",", "nan", "inf", "1e999"]),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=8),
+)
+
+
+def _csv_like(header: list[str]) -> st.SearchStrategy[bytes]:
+    """Text that is mostly a CSV with our header: stray quotes, embedded newlines, ragged rows, odd cells."""
+    row = st.lists(_cells, min_size=0, max_size=len(header) + 2).map(lambda cells: ",".join(cells))
+    return st.lists(row, max_size=12).map(lambda rows: ("\n".join([",".join(header), *rows])).encode())
+
+
+def _records_of(data: bytes) -> list[bytes]:
+    """The input's records as the scorer frames them: what each output line must start with."""
+    from chalicelib.batch.framing import record_blocks
+
+    return [r.removesuffix(b"\r") for block in record_blocks(io.BytesIO(data), 1 << 20) for r in block]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.one_of(
+        st.binary(max_size=400),
+        _csv_like(list(FEATURE_NAMES)),
+        _csv_like(["zipcode", "city_full", "date", *[f.name for f in PASSTHROUGH if f.name not in ("lat", "lng")]]),
+    )
+)
+def test_any_bytes_end_as_one_row_out_per_row_in_or_a_file_error(predictor, data):
+    out = io.BytesIO()
+    try:
+        summary = score_csv_stream(io.BytesIO(data), out.write, predictor, block_bytes=64)
+    except BatchFileError:
+        return  # the whole file gets its error report
+    records = _records_of(data)
+    outputs = _records_of(out.getvalue())
+    assert len(outputs) == len(records) == summary.rows + 1
+    assert outputs[0].endswith(b",predicted_price,error,warnings")
+    for record, output in zip(records[1:], outputs[1:], strict=True):
+        appended = _APPENDED.search(output)
+        assert appended, output
+        # The record's own cells come first, as given (a ragged one padded or cut to the header's width).
+        framing_error = appended["error"].startswith((b'"has ', b'"empty line"', b'"cannot be read as a CSV row'))
+        assert output[: appended.start()] == record or framing_error
+        assert (appended["prediction"] == b"") != (appended["error"] == b"")  # a prediction or an error
+        if appended["prediction"]:
+            assert math.isfinite(float(appended["prediction"]))
+
+
+# What the scorer appends to a record: a prediction (a float's repr), then the error and warnings, quoted when given.
+_APPENDED = re.compile(rb',(?P<prediction>[^,"]*),(?P<error>"(?:[^"]|"")*"|),(?P<warnings>"(?:[^"]|"")*"|)\Z', re.S)

@@ -22,7 +22,7 @@ from chalicelib.batch import handler
 from chalicelib.batch.scoring import score_csv_stream
 from chalicelib.batch.settings import BatchSettings
 from chalicelib.predictor import LazyPredictor, Predictor, load_predictor
-from testkit.events import s3_put_event
+from testkit.events import s3_put_event, s3_put_record
 from tests.conftest import ROOT
 from training.publish import publish
 from training.train import features_of
@@ -320,3 +320,123 @@ def test_200k_rows_s3_to_s3_and_bounded_memory(s3, settings, model, predictor, h
             f"Booster.predict {rows / predict_seconds:,.0f} rows/s, "
             f"local/predict {predict_seconds / local_seconds:.0%}; tracemalloc peak {peak / 2**20:.0f} MiB"
         )
+
+
+# ---------------------------------------------------------------------------- ordering and redelivery (issue 9)
+
+
+def put(s3, bucket: str, key: str, body: bytes) -> str:
+    return s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"]
+
+
+def test_test_events_non_create_events_and_empty_events_are_logged_and_ignored(s3, settings, model, logged):
+    assert handler.score_s3_event({"Event": "s3:TestEvent", "Bucket": settings.input_bucket}, model, settings, s3) == []
+    assert handler.score_s3_event({"Records": []}, model, settings, s3) == []
+    removed = s3_put_event(settings.input_bucket, "incoming/a.csv")
+    removed["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    [result] = handler.score_s3_event(removed, model, settings, s3)
+    assert result.status == "ignored"
+    ignored = [line for line in logged if line["event"] == "batch_event_ignored"]
+    assert [line["reason"] for line in ignored] == ["an s3:TestEvent", "no Records"]
+    assert keys(s3, settings.output_bucket) == []
+
+
+def test_an_older_event_never_overwrites_a_newer_uploads_output(s3, settings, model, predictor, houses_csv, logged):
+    key = "incoming/a.csv"
+    old_data, new_data = houses_csv, b"".join(houses_csv.splitlines(True)[:-1])
+    old_etag = put(s3, settings.input_bucket, key, old_data)
+    new_etag = put(s3, settings.input_bucket, key, new_data)
+    bucket = settings.input_bucket
+    # The newer upload's event, then the older one's, delivered late: the newer output stays.
+    [newer] = handler.score_s3_event({"Records": [s3_put_record(bucket, key, etag=new_etag)]}, model, settings, s3)
+    [older] = handler.score_s3_event({"Records": [s3_put_record(bucket, key, etag=old_etag)]}, model, settings, s3)
+    assert (newer.status, older.status) == ("scored", "skipped")
+    assert "was replaced after this event" in older.error
+    assert read(s3, settings.output_bucket, "predictions/a.predictions.csv") == local_output(new_data, predictor)
+    assert any(line.get("outcome") == "skipped" for line in logged)
+
+
+def test_an_event_for_a_deleted_object_is_skipped(s3, settings, model, houses_csv):
+    key = "incoming/gone.csv"
+    etag = put(s3, settings.input_bucket, key, houses_csv)
+    s3.delete_object(Bucket=settings.input_bucket, Key=key)
+    [result] = handler.score_s3_event(
+        {"Records": [s3_put_record(settings.input_bucket, key, etag=etag)]}, model, settings, s3
+    )
+    assert result.status == "skipped" and "was deleted" in result.error
+    assert keys(s3, settings.output_bucket) == []
+
+
+def test_an_input_replaced_while_it_is_scored_leaves_no_output_from_the_old_one(
+    s3, s3_server, settings, model, houses_csv
+):
+    key = "incoming/racing.csv"
+    etag = put(s3, settings.input_bucket, key, houses_csv)
+    other = s3_server.client()
+
+    def replace_first(**_kwargs):
+        """S3 receives a newer upload just before the handler re-checks (another uploader: another thread)."""
+        body = houses_csv + houses_csv.splitlines(True)[1]
+        uploader = threading.Thread(
+            target=other.put_object, kwargs={"Bucket": settings.input_bucket, "Key": key, "Body": body}
+        )
+        uploader.start()
+        uploader.join()
+
+    s3.meta.events.register_first("before-call.s3.HeadObject", replace_first)
+    try:
+        [result] = handler.score_s3_event(
+            {"Records": [s3_put_record(settings.input_bucket, key, etag=etag)]}, model, settings, s3
+        )
+    finally:
+        s3.meta.events.unregister("before-call.s3.HeadObject", replace_first)
+    assert result.status == "skipped" and "replaced while it was scored" in result.error
+    assert keys(s3, settings.output_bucket) == []
+    assert s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads", []) == []
+
+
+def test_a_key_too_long_to_map_gets_a_report_under_a_short_deterministic_key(s3, settings, model, houses_csv):
+    key = "incoming/" + "k" * (1024 - len("incoming/") - len(".csv")) + ".csv"  # 1,024 bytes: as long as S3 allows
+    put(s3, settings.input_bucket, key, houses_csv)
+    results = [
+        handler.score_s3_event(s3_put_event(settings.input_bucket, key), model, settings, s3)[0] for _ in range(2)
+    ]
+    assert [r.status for r in results] == ["rejected", "rejected"]
+    assert results[0].output_key == results[1].output_key == settings.long_key_report(key)
+    assert len(results[0].output_key.encode()) < 100
+    report = json.loads(read(s3, settings.output_bucket, results[0].output_key))
+    assert (
+        report["input"] == f"s3://{settings.input_bucket}/{key}" and "longer than S3's 1,024 bytes" in report["error"]
+    )
+    assert keys(s3, settings.output_bucket) == [results[0].output_key]
+
+
+def test_a_malformed_record_does_not_stop_the_others(s3, settings, model, houses_csv):
+    put(s3, settings.input_bucket, "incoming/ok.csv", houses_csv)
+    event = s3_put_event(settings.input_bucket, "incoming/ok.csv")
+    event["Records"].insert(0, {"eventName": "ObjectCreated:Put", "s3": {"bucket": {}}})
+    event["Records"].insert(0, "not a record")
+    results = handler.score_s3_event(event, model, settings, s3)
+    assert [r.status for r in results] == ["rejected", "rejected", "scored"]
+    assert keys(s3, settings.output_bucket) == ["predictions/ok.predictions.csv"]
+
+
+def test_s3_failing_for_one_record_is_raised_after_the_others_are_scored(s3, settings, model, houses_csv):
+    put(s3, settings.input_bucket, "incoming/ok.csv", houses_csv)
+    event = s3_put_event(settings.input_bucket, "incoming/missing-bucket-output.csv", "incoming/ok.csv")
+    put(s3, settings.input_bucket, "incoming/missing-bucket-output.csv", houses_csv)
+    broken = BatchSettings(settings.input_bucket, "incoming/", ".csv", settings.output_bucket, "predictions/")
+
+    def fail_first_upload(params, **_kwargs):
+        if params.get("Key", "").startswith("predictions/missing"):
+            raise ConnectionError("S3 went away for this one")
+
+    s3.meta.events.register("provide-client-params.s3.CreateMultipartUpload", fail_first_upload)
+    s3.meta.events.register("provide-client-params.s3.PutObject", fail_first_upload)
+    try:
+        with pytest.raises(ConnectionError, match="went away"):
+            handler.score_s3_event(event, model, broken, s3)
+    finally:
+        s3.meta.events.unregister("provide-client-params.s3.CreateMultipartUpload", fail_first_upload)
+        s3.meta.events.unregister("provide-client-params.s3.PutObject", fail_first_upload)
+    assert keys(s3, settings.output_bucket) == ["predictions/ok.predictions.csv"]

@@ -107,18 +107,16 @@ def read_block(records: list[bytes], layout: Layout) -> Block:
         except UnicodeDecodeError as exc:
             raise BatchFileError(f"not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
     counts = field_counts(data, n)
-    unreadable: dict[int, str] = {}
-    frame = None
     if counts is not None:
+        fitted, unreadable = list(records), {}
         for row in np.flatnonzero(counts != layout.width).tolist():
-            fields = int(counts[row])
-            records[row], unreadable[row] = _fit_width(records[row], fields, layout.width)
-        if unreadable:
-            data = b"\n".join([*records, b""])
-        frame = _parse(data, n, layout)
-    if frame is None:  # quotes pandas and the field count disagree on: one record at a time
-        records, frame, unreadable = _parse_by_record(records, layout)
-    return Block(records, _columns(frame, n, layout), unreadable)
+            fitted[row], unreadable[row] = _fit_width(records[row], int(counts[row]), layout.width)
+        frame = _parse(b"\n".join([*fitted, b""]) if unreadable else data, n, layout)
+        if frame is not None:
+            return Block(fitted, _columns(frame, n, layout), unreadable)
+    # Quotes that pandas and the field count read differently: one record at a time.
+    fitted, frame, unreadable = _parse_by_record(records, layout)
+    return Block(fitted, _columns(frame, n, layout), unreadable)
 
 
 def _fit_width(record: bytes, fields: int, width: int) -> tuple[bytes, str]:
