@@ -21,7 +21,7 @@ import lightgbm
 import numpy as np
 import pytest
 
-from chalicelib.artifacts import ENCODERS_FILE, LATEST, MODEL_FILE
+from chalicelib.artifacts import ENCODERS_FILE, LATEST, MANIFEST_FILE, MODEL_FILE
 from chalicelib.encoders import Encoders
 from chalicelib.lightgbm_native import (
     LIBRARY_ENV,
@@ -289,18 +289,23 @@ def test_library_by_name_on_ld_library_path(tmp_path):
 
 
 def test_predicting_imports_no_numpy_scipy_pandas_or_lightgbm(version_dir, reference, eval_rows, tmp_path):
+    """The serving path: model, prediction, contributions and interval, as the API will run them."""
     rows = eval_rows[:3]
     script = (
         "import json, sys\n"
         "from array import array\n"
+        "from chalicelib.intervals import Intervals\n"
         "from chalicelib.lightgbm_native import NativeBooster\n"
         f"booster = NativeBooster.from_string(open({str(version_dir / MODEL_FILE)!r}).read())\n"
+        f"intervals = Intervals.from_dict(json.load(open({str(version_dir / MANIFEST_FILE)!r}))['intervals'])\n"
         f"rows = {rows.tolist()!r}\n"
         "single = [booster.predict_row(row) for row in rows]\n"
         "matrix = list(booster.predict_matrix(array('d', [v for row in rows for v in row]), 3, 39))\n"
         "contrib = booster.contributions_row(rows[0])\n"
+        "interval = intervals.interval(single[0], 0.95)\n"
         f"heavy = sorted({{m for m in sys.modules if m.split('.')[0] in {HEAVY_MODULES!r}}})\n"
-        "print(json.dumps({'single': single, 'matrix': matrix, 'contrib': contrib, 'heavy': heavy}))\n"
+        "print(json.dumps({'single': single, 'matrix': matrix, 'contrib': contrib, 'interval': interval,"
+        " 'heavy': heavy}))\n"
     )
     result = run_clean(script, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -310,3 +315,4 @@ def test_predicting_imports_no_numpy_scipy_pandas_or_lightgbm(version_dir, refer
     assert bits(answer["single"]) == expected
     assert bits(answer["matrix"]) == expected
     assert bits(answer["contrib"]) == bits(reference.predict(rows[:1], pred_contrib=True)[0])
+    assert answer["interval"][0] < answer["single"][0] < answer["interval"][1]
