@@ -231,6 +231,8 @@ class NativeBooster:
             return out
         data = _float64_pointer(values, rows * cols)
         out_len = c_int64()
+        # Serialized: each call sets LightGBM's process-wide default thread count from its
+        # num_threads, and already spreads its rows over that many threads.
         with self._lock:
             _check(
                 self._library,
