@@ -127,13 +127,20 @@ _ENDS = ("field", "ford", "haven", "mont", "port", "ton", "view", "wood")
 _STATES = ("AZ", "CA", "CO", "FL", "GA", "IL", "MA", "NC", "NY", "OH", "TX", "WA")
 
 
-def generate_synthetic(out_dir: Path, zipcodes: int = 300, metros: int = 30, seed: int = 7) -> tuple[Path, Path]:
+def generate_synthetic(
+    out_dir: Path, zipcodes: int = 300, metros: int = 30, seed: int = 7, draw: int = 0
+) -> tuple[Path, Path]:
     """Write a synthetic HouseTS panel and its metros file; the same arguments give the same bytes.
 
     Prices depend on metro, zipcode, a metro-specific trend with a 2020-2022 boom,
     income with diminishing returns, school supply that saturates, an age-by-rent
     interaction and noise; market columns are noisy views of the price. A linear model
     sees only part of that, which is the point.
+
+    `seed` makes the market: metros, zipcodes and their traits. `draw` 0 is the panel
+    training uses; any other number draws every monthly value again (price noise, market
+    columns, counts) for the same market: a fresh sample on which a model and its
+    intervals can be checked without having seen a single one of its rows.
     """
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,25 +166,87 @@ def generate_synthetic(out_dir: Path, zipcodes: int = 300, metros: int = 30, see
     sqft = rng.uniform(1_200, 2_600, zipcodes)
     zip_effect = rng.lognormal(0, 0.25, zipcodes)
     no_census = rng.random(zipcodes) < 0.03
+    market = _Market(
+        np.asarray(metro_names),
+        np.asarray(metro_full),
+        metro_level,
+        metro_growth,
+        metro_boom,
+        metro_income_weight,
+        metro_of,
+        zip_codes,
+        population,
+        income,
+        age,
+        rent,
+        schools,
+        sqft,
+        zip_effect,
+        no_census,
+    )
+    # The training panel draws the market's last traits (amenity levels, unemployment) from
+    # the same stream, after its monthly values: a fresh draw must replay that to get them.
+    frame = _panel(market, rng, seed)
+    if draw:
+        frame = _panel(market, np.random.default_rng([seed, draw]), seed + draw)
+    houses = out_dir / "houses.csv"
+    frame[list(RAW_COLUMNS)].to_csv(houses, index=False)
+    return houses, out_dir / "metros.csv"
 
+
+@dataclass
+class _Market:
+    """What `seed` fixes: metros and zipcodes with their traits; `_panel` adds the rest once."""
+
+    metro_names: np.ndarray
+    metro_full: np.ndarray
+    metro_level: np.ndarray
+    metro_growth: np.ndarray
+    metro_boom: np.ndarray
+    metro_income_weight: np.ndarray
+    metro_of: np.ndarray
+    zip_codes: np.ndarray
+    population: np.ndarray
+    income: np.ndarray
+    age: np.ndarray
+    rent: np.ndarray
+    schools: np.ndarray
+    sqft: np.ndarray
+    zip_effect: np.ndarray
+    no_census: np.ndarray
+    amenity_scale: dict[str, np.ndarray] | None = None
+    unemployed_share: np.ndarray | None = None
+
+
+def _panel(market: _Market, rng: np.random.Generator, seed: int) -> pd.DataFrame:
+    """The monthly rows of every zipcode, 2012-03 to 2023-12, drawn from `rng`."""
+    zipcodes = len(market.zip_codes)
     months = pd.date_range("2012-03-01", "2023-12-01", freq="MS")
     t = (months.year - 2012 + (months.month - 1) / 12).to_numpy()
     boom = np.clip((t - 8.0) / 2.5, 0, 1) - 0.4 * np.clip((t - 10.5) / 1.5, 0, 1)
     season = 1 + 0.02 * np.sin(2 * np.pi * (months.month.to_numpy() - 4) / 12)
 
     z = np.repeat(np.arange(zipcodes), len(months))
-    m = metro_of[z]
+    m = market.metro_of[z]
     k = np.tile(np.arange(len(months)), zipcodes)
     n = len(z)
-    income_effect = 1 + 0.6 * metro_income_weight[m] * np.tanh((income[z] - 38_000) / 10_000)
+    population, income, age, rent, schools = market.population, market.income, market.age, market.rent, market.schools
+    income_effect = 1 + 0.6 * market.metro_income_weight[m] * np.tanh((income[z] - 38_000) / 10_000)
     school_effect = 1 + 0.4 * (1 - np.exp(-schools[z] / 8))
     age_rent = 1 + 0.3 * np.tanh((age[z] - 40) / 6) * np.tanh((rent[z] - 1_200) / 300)
-    trend = np.exp(metro_growth[m] * t[k]) * (1 + metro_boom[m] * boom[k]) * season[k]
+    trend = np.exp(market.metro_growth[m] * t[k]) * (1 + market.metro_boom[m] * boom[k]) * season[k]
     price = (
-        metro_level[m] * zip_effect[z] * income_effect * school_effect * age_rent * trend * rng.lognormal(0, 0.04, n)
+        market.metro_level[m]
+        * market.zip_effect[z]
+        * income_effect
+        * school_effect
+        * age_rent
+        * trend
+        * rng.lognormal(0, 0.04, n)
     )
     heat = np.tanh(np.gradient(np.log(trend.reshape(zipcodes, -1)), axis=1).ravel() * 40)
     sold = rng.poisson(np.maximum(population[z] / 400 * season[k], 1)).astype(float)
+    sqft = market.sqft
 
     frame = pd.DataFrame(
         {
@@ -194,14 +263,21 @@ def generate_synthetic(out_dir: Path, zipcodes: int = 300, metros: int = 30, see
             "avg_sale_to_list": (0.98 + 0.04 * heat + rng.normal(0, 0.01, n)).round(6),
             "sold_above_list": (0.3 + 0.3 * heat + rng.normal(0, 0.08, n)).clip(0, 1).round(6),
             "off_market_in_two_weeks": (0.35 + 0.35 * heat + rng.normal(0, 0.1, n)).clip(0, 1).round(6),
-            "city": np.asarray(metro_names)[m],
-            "zipcode": zip_codes[z],
+            "city": market.metro_names[m],
+            "zipcode": market.zip_codes[z],
             "year": months.year.to_numpy()[k],
         }
     )
+    first = market.amenity_scale is None
+    if first:
+        market.amenity_scale = {}
     for spec in AMENITIES:
-        scale = schools if spec.name == "school" else rng.poisson(population / 4_000) + 0.5
-        frame[spec.name] = rng.poisson(scale[z] * 1.0).astype(float)
+        if first:
+            scale = schools if spec.name == "school" else rng.poisson(population / 4_000) + 0.5
+            market.amenity_scale[spec.name] = scale
+        frame[spec.name] = rng.poisson(market.amenity_scale[spec.name][z] * 1.0).astype(float)
+    if market.unemployed_share is None:
+        market.unemployed_share = rng.uniform(0.02, 0.08, zipcodes)
     census = {
         "Total Population": population,
         "Median Age": age,
@@ -209,33 +285,31 @@ def generate_synthetic(out_dir: Path, zipcodes: int = 300, metros: int = 30, see
         "Total Families Below Poverty": (population * 0.98).round(),
         "Total Housing Units": (population / 2.4).round(),
         "Median Rent": rent,
-        "Median Home Value": (metro_level[metro_of] * zip_effect * 0.8).round(-2),
+        "Median Home Value": (market.metro_level[market.metro_of] * market.zip_effect * 0.8).round(-2),
         "Total Labor Force": (population * 0.5).round(),
-        "Unemployed Population": (population * rng.uniform(0.02, 0.08, zipcodes)).round(),
+        "Unemployed Population": (population * market.unemployed_share).round(),
         "Total School Age Population": (population * 0.95).round(),
         "Total School Enrollment": (population * 0.95).round(),
         "Median Commute Time": (population * 0.45).round(),
     }
     for spec in CENSUS:
-        frame[spec.name] = np.where(no_census, 0.0, census[spec.name])[z]
+        frame[spec.name] = np.where(market.no_census, 0.0, census[spec.name])[z]
     frame[TARGET] = price
-    frame["city_full"] = np.asarray(metro_full)[m]
+    frame["city_full"] = market.metro_full[m]
 
     # A little dirt, so the cleaning rules have something to do.
     frame.loc[rng.choice(n, size=max(n // 2_000, 1), replace=False), TARGET] = 0.0
-    frame = pd.concat([frame, frame.sample(n=max(n // 1_000, 1), random_state=seed)], ignore_index=True)
-    houses = out_dir / "houses.csv"
-    frame[list(RAW_COLUMNS)].to_csv(houses, index=False)
-    return houses, out_dir / "metros.csv"
+    return pd.concat([frame, frame.sample(n=max(n // 1_000, 1), random_state=seed)], ignore_index=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Write a synthetic HouseTS-like panel.")
     parser.add_argument("--out", type=Path, default=Path("data/synthetic"))
     parser.add_argument("--zipcodes", type=int, default=300, help="6226 gives the real data's size")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="the market: metros, zipcodes, their traits")
+    parser.add_argument("--draw", type=int, default=0, help="another number: fresh monthly values, same market")
     args = parser.parse_args()
-    houses, metros = generate_synthetic(args.out, args.zipcodes, seed=args.seed)
+    houses, metros = generate_synthetic(args.out, args.zipcodes, seed=args.seed, draw=args.draw)
     print(f"wrote {houses} and {metros}")
 
 

@@ -4,7 +4,8 @@
     python -m training.train --data HouseTS.csv --metros us_metros.csv
 
 Encoders are fitted on the training split only; LightGBM stops early on the eval split;
-the holdout split (2022 on) is touched only to report the final table.
+the holdout split (2022 on) reports the final table and calibrates the prediction intervals
+(training/intervals.py says why there).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from chalicelib.encoders import Encoders
 from chalicelib.pipeline import Columns, TrainingDomain, check
 from training.data import Splits, fingerprint, generate_synthetic, load_housets, split_by_date
 from training.evaluate import LinearBaseline, MedianBaseline, format_table, regression_metrics
+from training.intervals import calibrate, format_coverage, fresh_draw_coverage
 
 PARAMS: dict[str, Any] = {
     "objective": "regression",
@@ -102,13 +104,23 @@ def train(splits: Splits, num_boost_round: int = NUM_BOOST_ROUND, log_every: int
         predictions.update({name: model.predict(matrices[split]) for name, model in baselines.items()})
         metrics[split] = {name: regression_metrics(targets[split], p) for name, p in predictions.items()}
     step("evaluated on eval and holdout")
+    holdout_predictions = booster.predict(matrices["holdout"], num_iteration=booster.best_iteration)
+    calibration = calibrate(holdout_predictions, targets["holdout"], splits.holdout["zipcode"].astype(str).tolist())
+    step(f"calibrated intervals on the holdout split, kept {calibration.method}")
     return {
         "booster": booster,
         "encoders": encoders,
         "metrics": metrics,
         "ranges": _observed_ranges(matrices["train"]),
         "period": [f"{d:%Y-%m}" for d in pd.to_datetime(train_frame["date"]).agg(["min", "max"])],
+        "calibration": calibration,
     }
+
+
+def predict_frame(result: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
+    """Predictions of a trained result for raw HouseTS rows."""
+    booster: lightgbm.Booster = result["booster"]
+    return booster.predict(features_of(frame, result["encoders"]), num_iteration=booster.best_iteration)
 
 
 def write_version(result: dict[str, Any], splits: Splits, out_dir: Path) -> Path:
@@ -133,6 +145,7 @@ def write_version(result: dict[str, Any], splits: Splits, out_dir: Path) -> Path
         },
         "params": {**PARAMS, "best_iteration": booster.best_iteration},
         "metrics": result["metrics"],
+        "intervals": result["calibration"].to_manifest(),
     }
     folder = out_dir / version
     folder.mkdir(parents=True)
@@ -210,6 +223,15 @@ def main() -> None:
     print(f"rows: train {len(splits.train):,}, eval {len(splits.eval):,}, holdout {len(splits.holdout):,}")
     result = train(splits, args.num_boost_round)
     print(format_table(result["metrics"]))
+    calibration = result["calibration"]
+    if not args.data:
+        calibration.coverage["fresh_draw"] = fresh_draw_coverage(
+            calibration,
+            lambda frame: predict_frame(result, frame),
+            args.zipcodes,
+            Path("data/synthetic") / f"zipcodes-{args.zipcodes}-draw-fresh",
+        )
+    print(format_coverage(calibration))
     folder = write_version(result, splits, args.out)
     print(f"wrote {folder} and pointed {args.out / LATEST} at it")
 
