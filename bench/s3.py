@@ -16,6 +16,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote_plus
 
+from chalicelib.s3_get import Credentials, S3Reader
+
 DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
@@ -83,6 +85,11 @@ class MotoServer:
             aws_access_key_id=DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
         )
+
+    def reader(self) -> S3Reader:
+        """The service's own S3 reader of this endpoint (dummy credentials)."""
+        credentials = Credentials(DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"], DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+        return S3Reader(DUMMY_AWS_ENV["AWS_DEFAULT_REGION"], credentials, endpoint=self.url)
 
     def child_env(self, base: dict[str, str]) -> dict[str, str]:
         """`base` plus what a child process needs to reach this endpoint and no real account."""

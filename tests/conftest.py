@@ -23,6 +23,7 @@ import boto3
 import pytest
 import requests
 
+from chalicelib.s3_get import Credentials, S3Reader
 from training.data import generate_synthetic, load_housets, split_by_date
 from training.train import train, write_version
 
@@ -131,6 +132,10 @@ class S3Server:
 
     def client(self):
         return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1")
+
+    def reader(self) -> S3Reader:
+        """The service's own S3 client, pointed at this server (moto accepts any keys)."""
+        return S3Reader("us-east-1", Credentials("testing", "testing"), endpoint=self.url)
 
 
 @pytest.fixture(scope="session")
