@@ -1,8 +1,11 @@
 """Loading refuses what it cannot trust; publishing to S3 and loading back round-trips."""
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from chalicelib.artifacts import (
 from chalicelib.predictor import LazyPredictor, load_predictor
 from chalicelib.s3_get import Credentials, S3Reader
 from chalicelib.validation import validate_records
+from tests.conftest import ROOT
 from training.publish import publish
 
 
@@ -117,3 +121,22 @@ def test_the_environment_configures_the_default_reader(artifacts_dir, s3, s3_ser
     store = open_store(f"s3://{bucket}/m/")
     assert isinstance(store, S3Store) and store.prefix == "m"
     assert store.read(LATEST).decode() == (artifacts_dir / LATEST).read_text().strip()
+
+
+def test_the_publish_command_reads_back_with_boto3s_credentials(artifacts_dir, s3, s3_server, bucket):
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_ACCESS_KEY_ID": "publisher",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_SESSION_TOKEN": "token",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": s3_server.url,
+    }
+    command = [sys.executable, "-m", "training.publish", "--bucket", bucket, "--prefix", "m"]
+    done = subprocess.run(
+        [*command, "--artifacts", str(artifacts_dir)], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    version = (artifacts_dir / LATEST).read_text().strip()
+    assert done.stdout.startswith(f"published {version} to s3://{bucket}/m/")
+    assert s3.get_object(Bucket=bucket, Key="m/LATEST")["Body"].read().decode() == version
