@@ -26,7 +26,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import quote, urlsplit
@@ -86,8 +86,8 @@ class Credentials:
     """One set of keys; also a credential source that never changes (`get` returns itself)."""
 
     access_key: str
-    secret_key: str
-    token: str | None = None
+    secret_key: str = field(repr=False)  # never in a log line or a traceback
+    token: str | None = field(default=None, repr=False)
     expires: datetime | None = None
 
     def get(self) -> Credentials:
@@ -309,9 +309,14 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def _xml_text(body: bytes, tag: str) -> str | None:
+    """One element of S3's small error documents; a regular expression, not an XML parser, for untrusted input."""
+    match = re.search(rb"<%s>([^<]{1,64})</%s>" % (tag.encode(), tag.encode()), body)
+    return match.group(1).decode("ascii", "replace") if match else None
+
+
 def _error(status: int, body: bytes) -> S3Error:
-    match = re.search(rb"<Code>([^<]{1,64})</Code>", body)
-    code = match.group(1).decode("ascii", "replace") if match else f"HTTP {status}"
+    code = _xml_text(body, "Code") or f"HTTP {status}"
     if code == "NoSuchKey":
         return NotFound(code, status)
     if code == "AccessDenied":
@@ -346,6 +351,7 @@ class S3Reader:
         self.attempts = attempts
         self._sleep = sleep
         self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
+        self._bucket_regions: dict[str, str] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -355,25 +361,29 @@ class S3Reader:
             region_from_environment(environ), credentials_from_environment(environ), endpoint_from_environment(environ)
         )
 
+    def region_of(self, bucket: str) -> str:
+        """The bucket's region: the reader's, until S3 has said otherwise."""
+        return self._bucket_regions.get(bucket, self.region)
+
     def url(self, bucket: str, key: str) -> str:
         """Path-style on a custom endpoint; virtual-hosted on AWS unless the bucket name has a dot
         (a dotted name does not match S3's wildcard certificate)."""
         if self.endpoint:
             return f"{self.endpoint}/{bucket}/{quote_key(key)}"
         if "." in bucket:
-            return f"https://s3.{self.region}.amazonaws.com/{bucket}/{quote_key(key)}"
-        return f"https://{bucket}.s3.{self.region}.amazonaws.com/{quote_key(key)}"
+            return f"https://s3.{self.region_of(bucket)}.amazonaws.com/{bucket}/{quote_key(key)}"
+        return f"https://{bucket}.s3.{self.region_of(bucket)}.amazonaws.com/{quote_key(key)}"
 
     def get(self, bucket: str, key: str) -> bytes:
         """The object's bytes; raises NotFound, AccessDenied, Unreachable, CredentialsError or S3Error."""
-        parts = urlsplit(self.url(bucket, key))
         for attempt in range(1, self.attempts + 1):
-            credentials = self.credentials.get()
-            headers = signed_get_headers(parts.netloc, parts.path, credentials, self.region, datetime.now(UTC))
             try:
-                status, body = self._exchange(parts.scheme, parts.netloc, parts.path, headers)
+                status, headers, body = self._signed_get(bucket, key)
+                if status in (301, 400) and self._learn_region(bucket, headers, body):
+                    status, headers, body = self._signed_get(bucket, key)
             except (OSError, http.client.HTTPException) as exc:
-                failure: S3Error = Unreachable(f"could not connect to {parts.scheme}://{parts.netloc}: {exc}")
+                where = urlsplit(self.url(bucket, key))
+                failure: S3Error = Unreachable(f"could not connect to {where.scheme}://{where.netloc}: {exc}")
             else:
                 if status == 200:
                     return body
@@ -386,7 +396,23 @@ class S3Reader:
             self._sleep(random.random() * RETRY_BACKOFF)  # noqa: S311  # nosec B311
         raise ValueError(f"attempts must be at least 1, not {self.attempts}")
 
-    def _exchange(self, scheme: str, netloc: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    def _signed_get(self, bucket: str, key: str) -> tuple[int, http.client.HTTPMessage, bytes]:
+        parts = urlsplit(self.url(bucket, key))
+        region = self.region_of(bucket)
+        headers = signed_get_headers(parts.netloc, parts.path, self.credentials.get(), region, datetime.now(UTC))
+        return self._exchange(parts.scheme, parts.netloc, parts.path, headers)
+
+    def _learn_region(self, bucket: str, headers: http.client.HTTPMessage, body: bytes) -> bool:
+        """Whether S3 named another region for the bucket (as botocore's redirect handling reads it)."""
+        region = headers.get("x-amz-bucket-region") or _xml_text(body, "Region")
+        if not region or region == self.region_of(bucket):
+            return False
+        self._bucket_regions[bucket] = region
+        return True
+
+    def _exchange(
+        self, scheme: str, netloc: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
         """One request and its whole response; a kept connection the server has closed is replaced once."""
         with self._lock:
             kept = self._connections.pop((scheme, netloc), None)
@@ -400,7 +426,7 @@ class S3Reader:
 
     def _send(
         self, connection: http.client.HTTPConnection, scheme: str, netloc: str, path: str, headers: dict[str, str]
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
         try:
             connection.request("GET", path, headers=headers)
             response = connection.getresponse()
@@ -412,4 +438,4 @@ class S3Reader:
             connection.close()
         else:
             self._connections[(scheme, netloc)] = connection
-        return response.status, body
+        return response.status, response.headers, body

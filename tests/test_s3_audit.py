@@ -140,4 +140,4 @@ def test_records_the_service_readers_gets_and_catches_one_outside_the_prefix(mon
 def test_the_reader_sends_s3_requests_only_through_the_audited_get() -> None:
     """A new public method on S3Reader would be an S3 operation the audit does not see."""
     public = {name for name in vars(S3Reader) if not name.startswith("_")}
-    assert public == {"get", "url", "from_environment"}
+    assert public == {"get", "url", "region_of", "from_environment"}

@@ -138,6 +138,7 @@ class Reply:
     body: bytes = b"object"
     delay: float = 0.0
     hang_up: bool = False  # close the connection after answering, without saying so
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -165,6 +166,8 @@ class LocalServer:
                 time.sleep(reply.delay)
                 self.send_response(reply.status)
                 self.send_header("Content-Length", str(len(reply.body)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(reply.body)
                 self.close_connection = reply.hang_up
@@ -243,6 +246,23 @@ def test_throttling_and_5xx_are_retried_once(fake_s3, status, code):
     with pytest.raises(S3Error, match=code):
         reader_of(fake_s3, sleeps).get("art", "k")
     assert len(fake_s3.requests) == 4
+
+
+@pytest.mark.parametrize(
+    "wrong_region",
+    [
+        Reply(301, s3_error("PermanentRedirect"), headers={"x-amz-bucket-region": "eu-west-1"}),
+        Reply(400, s3_error("AuthorizationHeaderMalformed").replace(b"</Code>", b"</Code><Region>eu-west-1</Region>")),
+    ],
+)
+def test_a_bucket_in_another_region_is_followed_and_remembered(fake_s3, wrong_region):
+    sleeps: list[float] = []
+    reader = reader_of(fake_s3, sleeps)
+    fake_s3.replies = [wrong_region]
+    assert reader.get("art", "a") == b"object" and reader.get("art", "b") == b"object"
+    scopes = [headers["authorization"].split("/")[2] for _, headers in fake_s3.requests]
+    assert scopes == ["us-east-1", "eu-west-1", "eu-west-1"] and sleeps == []
+    assert reader.region_of("art") == "eu-west-1" and reader.region_of("other") == "us-east-1"
 
 
 def test_a_kept_connection_the_server_dropped_is_replaced_without_a_retry(fake_s3):
@@ -335,6 +355,11 @@ def test_container_credentials_refresh_before_they_expire(endpoint):
     now[0] = expiry + timedelta(hours=1) - timedelta(minutes=9)  # must refresh
     with pytest.raises(CredentialsError, match="container endpoint: it answered HTTP 500"):
         source.get()
+
+
+def test_secrets_stay_out_of_repr():
+    shown = repr(Credentials("AKID", "the-secret-key", "the-session-token"))
+    assert "AKID" in shown and "the-secret" not in shown and "the-session" not in shown
 
 
 def test_credential_precedence_follows_botocore(endpoint):
