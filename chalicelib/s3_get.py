@@ -54,6 +54,8 @@ CONTAINER_HOST = "169.254.170.2"
 # Plain HTTP only to these or a loopback address, so the authorization token never crosses a network.
 CONTAINER_HTTP_HOSTS = frozenset({CONTAINER_HOST, "169.254.170.23", "fd00:ec2::23", "localhost"})
 CONTAINER_TIMEOUT = 2.0
+# A region S3 names goes into a host name: only what region names look like.
+REGION_NAME = re.compile(r"[a-z0-9-]{1,32}")
 
 
 class S3Error(Exception):
@@ -405,7 +407,7 @@ class S3Reader:
     def _learn_region(self, bucket: str, headers: http.client.HTTPMessage, body: bytes) -> bool:
         """Whether S3 named another region for the bucket (as botocore's redirect handling reads it)."""
         region = headers.get("x-amz-bucket-region") or _xml_text(body, "Region")
-        if not region or region == self.region_of(bucket):
+        if not region or region == self.region_of(bucket) or not REGION_NAME.fullmatch(region):
             return False
         self._bucket_regions[bucket] = region
         return True

@@ -265,6 +265,13 @@ def test_a_bucket_in_another_region_is_followed_and_remembered(fake_s3, wrong_re
     assert reader.region_of("art") == "eu-west-1" and reader.region_of("other") == "us-east-1"
 
 
+def test_a_region_that_is_no_region_name_is_not_followed(fake_s3):
+    fake_s3.replies = [Reply(301, s3_error("PermanentRedirect"), headers={"x-amz-bucket-region": "evil.example/x"})]
+    with pytest.raises(S3Error, match="PermanentRedirect"):
+        reader_of(fake_s3).get("art", "a")
+    assert len(fake_s3.requests) == 1
+
+
 def test_a_kept_connection_the_server_dropped_is_replaced_without_a_retry(fake_s3):
     sleeps: list[float] = []
     reader = reader_of(fake_s3, sleeps)
