@@ -162,7 +162,7 @@ def stage_s3(server: MotoServer, model: Model, plan: Plan, cache: Path) -> dict[
 
     client = server.client()
     client.create_bucket(Bucket=BUCKET)
-    publish(model.artifacts_dir, BUCKET, ARTIFACTS_PREFIX, client)
+    publish(model.artifacts_dir, BUCKET, ARTIFACTS_PREFIX, client, server.reader())
     client.upload_file(str(reference_training_csv(model, cache, plan.reference_rows)), BUCKET, "reference/training.csv")
     client.put_object(Bucket=BUCKET, Key="reference/model.pkl", Body=reference_model_pickle(model))
     return {

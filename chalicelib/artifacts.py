@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from chalicelib.s3_get import NotFound, S3Error, S3Reader, Unreachable
+
 LATEST = "LATEST"
 MODEL_FILE = "model.txt"
 ENCODERS_FILE = "encoders.json"
@@ -51,22 +53,19 @@ class LocalStore:
 
 @dataclass(frozen=True)
 class S3Store:
-    client: Any  # a boto3 S3 client
+    reader: S3Reader
     bucket: str
     prefix: str
 
     def read(self, key: str) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.key(key))["Body"].read()
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404"):
-                raise ArtifactError(f"{self.describe(key)} does not exist") from None
-            raise ArtifactError(f"cannot read {self.describe(key)}: {code or exc}") from None
-        except BotoCoreError as exc:
-            raise ArtifactError(f"cannot reach S3 for {self.describe(key)}: {exc}") from None
+            return self.reader.get(self.bucket, self.key(key))
+        except NotFound:
+            raise ArtifactError(f"{self.describe(key)} does not exist") from None
+        except Unreachable as exc:
+            raise ArtifactError(f"cannot reach S3 for {self.describe(key)}: {exc.reason}") from None
+        except S3Error as exc:
+            raise ArtifactError(f"cannot read {self.describe(key)}: {exc.reason}") from None
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.key(key)}"
@@ -76,20 +75,11 @@ class S3Store:
         return f"{self.prefix}/{name}" if self.prefix else name
 
 
-def open_store(uri: str, s3_client: Any = None) -> Store:
-    """A store for `s3://bucket/prefix` (with the given or a default boto3 client) or a folder."""
+def open_store(uri: str, reader: S3Reader | None = None) -> Store:
+    """A store for `s3://bucket/prefix` (read with `reader`, by default the environment's) or a folder."""
     if uri.startswith("s3://"):
         bucket, _, prefix = uri[len("s3://") :].partition("/")
-        if s3_client is None:
-            import boto3
-            from botocore.config import Config
-
-            # Bounded: with botocore's defaults (60 s connect timeout, retried) an S3 outage
-            # would outlast the API function's 10 s timeout, and the caller would get a
-            # gateway error instead of our 503 naming the cause.
-            config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
-            s3_client = boto3.client("s3", config=config)
-        return S3Store(s3_client, bucket, prefix.strip("/"))
+        return S3Store(reader or S3Reader.from_environment(), bucket, prefix.strip("/"))
     return LocalStore(Path(uri))
 
 

@@ -17,6 +17,8 @@ from testkit.ports import free_port, wait_for_http
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
+    from chalicelib.s3_get import S3Reader
+
 DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -89,6 +91,13 @@ class MotoServer:
             aws_access_key_id=DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
         )
+
+    def reader(self) -> S3Reader:
+        """The service's own S3 reader of this endpoint (dummy credentials)."""
+        from chalicelib.s3_get import Credentials, S3Reader
+
+        credentials = Credentials(DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"], DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+        return S3Reader(DUMMY_AWS_ENV["AWS_DEFAULT_REGION"], credentials, endpoint=self.url)
 
     def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
         """`base` plus what a child process needs to reach this endpoint and no real account."""

@@ -4,7 +4,9 @@ Why: moto does not enforce IAM, so a new call in chalicelib (a HeadObject, a lis
 key outside the prefix) passes every end-to-end test and fails only on AWS. Register it
 in conftest.py with `pytest_plugins = ["tests.s3_audit"]`.
 
-Every botocore client created during the session reports its S3 calls. A call counts as
+Every botocore client created during the session reports its S3 calls, and so does every
+`S3Reader.get` (chalicelib.s3_get, the service's own client: its only S3 operation is
+GetObject, and `get` is the only method that sends one). A call counts as
 the code's when `chalicelib/` or `training/publish.py` is on its stack (or on the stack
 that submitted the thread-pool task it runs in); test set-up is not the code's. Each is
 checked against the policy deploy.policy generates for the deployment in effect: the
@@ -33,6 +35,7 @@ import pytest
 
 from chalicelib.artifacts import S3Store
 from chalicelib.batch.settings import BatchSettings
+from chalicelib.s3_get import S3Reader
 from deploy import policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,19 +117,26 @@ class Recorder:
         client.meta.events.register("before-parameter-build.s3", self.record, unique_id=HANDLER_ID)
 
     def record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        origin = origin_of(sys._getframe(1))
+        """botocore's before-parameter-build hook."""
+        extra = tuple(sorted(p for p in PARAMETER_ACTIONS if p in params))
+        self.add(model.name, params.get("Bucket", ""), params.get("Key"), extra, sys._getframe(1))
+
+    def add(self, operation: str, bucket: str, key: str | None, extra: tuple[str, ...], frame: FrameType) -> None:
+        origin = origin_of(frame)
         if not origin.files:
             return
-        call = Call(
-            os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0],
-            model.name,
-            params.get("Bucket", ""),
-            params.get("Key"),
-            tuple(sorted(p for p in PARAMETER_ACTIONS if p in params)),
-            origin,
-        )
+        call = Call(os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0], operation, bucket, key, extra, origin)
         with self._lock:
             self.calls.append(call)
+
+    def wrap_reader_get(self, get: Callable[[S3Reader, str, str], bytes]) -> Callable[[S3Reader, str, str], bytes]:
+        """`S3Reader.get` that reports each GET before sending it."""
+
+        def recorded_get(reader: S3Reader, bucket: str, key: str) -> bytes:
+            self.add("GetObject", bucket, key, (), sys._getframe(1))
+            return get(reader, bucket, key)
+
+        return recorded_get
 
 
 def principals(origin: Origin) -> list[str]:
@@ -260,6 +270,7 @@ def pytest_configure(config: pytest.Config) -> None:
     patcher.setattr(
         concurrent.futures.ThreadPoolExecutor, "submit", _carry_origin(concurrent.futures.ThreadPoolExecutor.submit)
     )
+    patcher.setattr(S3Reader, "get", RECORDER.wrap_reader_get(S3Reader.get))
     config.add_cleanup(patcher.undo)
 
 

@@ -1,14 +1,27 @@
 """Loading refuses what it cannot trust; publishing to S3 and loading back round-trips."""
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from chalicelib.artifacts import ENCODERS_FILE, LATEST, MANIFEST_FILE, MODEL_FILE, ArtifactError, open_store
+from chalicelib.artifacts import (
+    ENCODERS_FILE,
+    LATEST,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    ArtifactError,
+    S3Store,
+    open_store,
+)
 from chalicelib.predictor import LazyPredictor, load_predictor
+from chalicelib.s3_get import Credentials, S3Reader
+from tests.conftest import ROOT
 from tests.expected import json_features
 from training.publish import publish
 
@@ -72,40 +85,58 @@ def test_missing_latest_and_missing_setting_are_clear(tmp_path, monkeypatch):
         LazyPredictor.from_environment().get()
 
 
-def test_publish_then_load_through_s3(artifacts_dir, s3, bucket, lab_records):
-    version = publish(artifacts_dir, bucket, "models/house-prices", s3)
+def test_publish_then_load_through_s3(artifacts_dir, s3, s3_server, bucket, lab_records):
+    version = publish(artifacts_dir, bucket, "models/house-prices", s3, s3_server.reader())
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == sorted(
         [f"models/house-prices/{LATEST}"]
         + [f"models/house-prices/{version}/{n}" for n in (MODEL_FILE, ENCODERS_FILE, MANIFEST_FILE)]
     )
-    remote = load_predictor(f"s3://{bucket}/models/house-prices", s3_client=s3)
+    remote = load_predictor(f"s3://{bucket}/models/house-prices", s3_client=s3_server.reader())
     local = load_predictor(str(artifacts_dir))
     assert remote.version == local.version == version
     matrix = json_features(lab_records, local)
     np.testing.assert_array_equal(remote.predict(matrix), local.predict(matrix))
 
 
-def test_a_half_published_version_leaves_latest_on_the_complete_one(artifacts_dir, s3, bucket):
-    first = publish(artifacts_dir, bucket, "m", s3)
+def test_a_half_published_version_leaves_latest_on_the_complete_one(artifacts_dir, s3, s3_server, bucket):
+    reader = s3_server.reader()
+    first = publish(artifacts_dir, bucket, "m", s3, reader)
     s3.put_object(Bucket=bucket, Key="m/20990101T000000Z-deadbeef/model.txt", Body=b"partial")
-    assert open_store(f"s3://{bucket}/m", s3).read(LATEST).decode() == first
-    assert load_predictor(f"s3://{bucket}/m", s3_client=s3).version == first
+    assert open_store(f"s3://{bucket}/m", reader).read(LATEST).decode() == first
+    assert load_predictor(f"s3://{bucket}/m", s3_client=reader).version == first
     with pytest.raises(ArtifactError, match=r"manifest\.json does not exist"):
-        load_predictor(f"s3://{bucket}/m", "20990101T000000Z-deadbeef", s3_client=s3)
+        load_predictor(f"s3://{bucket}/m", "20990101T000000Z-deadbeef", s3_client=reader)
 
 
 def test_unreachable_s3_is_an_artifact_error():
-    import boto3
-    from botocore.config import Config
+    reader = S3Reader("us-east-1", Credentials("x", "x"), endpoint="http://127.0.0.1:9", attempts=1)
+    with pytest.raises(ArtifactError, match=r"cannot reach S3 for s3://nowhere/models/LATEST: could not connect"):
+        load_predictor("s3://nowhere/models", s3_client=reader)
 
-    client = boto3.client(
-        "s3",
-        endpoint_url="http://127.0.0.1:9",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+
+def test_the_environment_configures_the_default_reader(artifacts_dir, s3, s3_server, bucket, monkeypatch):
+    publish(artifacts_dir, bucket, "m", s3, s3_server.reader())
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.url)
+    store = open_store(f"s3://{bucket}/m/")
+    assert isinstance(store, S3Store) and store.prefix == "m"
+    assert store.read(LATEST).decode() == (artifacts_dir / LATEST).read_text().strip()
+
+
+def test_the_publish_command_reads_back_with_boto3s_credentials(artifacts_dir, s3, s3_server, bucket):
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_ACCESS_KEY_ID": "publisher",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_SESSION_TOKEN": "token",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": s3_server.url,
+    }
+    command = [sys.executable, "-m", "training.publish", "--bucket", bucket, "--prefix", "m"]
+    done = subprocess.run(
+        [*command, "--artifacts", str(artifacts_dir)], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
-    with pytest.raises(ArtifactError, match="cannot reach S3"):
-        load_predictor("s3://nowhere/models", s3_client=client)
+    assert done.returncode == 0, done.stderr
+    version = (artifacts_dir / LATEST).read_text().strip()
+    assert done.stdout.startswith(f"published {version} to s3://{bucket}/m/")
+    assert s3.get_object(Bucket=bucket, Key="m/LATEST")["Body"].read().decode() == version

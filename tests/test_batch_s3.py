@@ -67,7 +67,7 @@ def test_handler_through_the_chalice_client_end_to_end(
     s3, s3_server, settings, artifacts_dir, houses_csv, predictor, tmp_path, monkeypatch
 ):
     """Published artifacts on S3, an upload, the app's own handler: output equals local scoring."""
-    publish(artifacts_dir, settings.input_bucket, "models/house-prices", s3)
+    publish(artifacts_dir, settings.input_bucket, "models/house-prices", s3, s3_server.reader())
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     config["stages"]["local"]["environment_variables"] |= {
         "ARTIFACTS_URI": f"s3://{settings.input_bucket}/models/house-prices",

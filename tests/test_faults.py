@@ -57,7 +57,7 @@ def test_s3_down_at_cold_start_is_503_then_recovers(
         s3_server.start()  # a new, empty server on the same port: publish again
         s3 = s3_server.client()
         s3.create_bucket(Bucket=bucket)
-        version = publish(artifacts_dir, bucket, PREFIX, s3)
+        version = publish(artifacts_dir, bucket, PREFIX, s3, s3_server.reader())
         status, body = predict(client, lab_records)
         assert status == 200 and body["model_version"] == version and body["count"] == 5
 
@@ -76,9 +76,9 @@ def publish_corrupted(s3, bucket: str, artifacts_dir: Path) -> str:
 
 
 def test_a_corrupted_version_is_refused_and_the_loaded_one_kept(
-    s3, bucket, artifacts_dir, fresh_container, tmp_path, lab_records, logged
+    s3, s3_server, bucket, artifacts_dir, fresh_container, tmp_path, lab_records, logged
 ):
-    good = publish(artifacts_dir, bucket, PREFIX, s3)
+    good = publish(artifacts_dir, bucket, PREFIX, s3, s3_server.reader())
     project = local_project(tmp_path, ARTIFACTS_URI=f"s3://{bucket}/{PREFIX}")
     with Client(fresh_container(), stage_name="local", project_dir=str(project)) as warm:
         assert predict(warm, lab_records)[1]["model_version"] == good

@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 
 from chalicelib.artifacts import S3Store
 from chalicelib.batch.settings import BatchSettings
+from chalicelib.s3_get import Credentials, S3Reader
 from tests import s3_audit
 from tests.s3_audit import HANDLER_ID, ROOT, Call, Origin, Recorder, violations
 
@@ -110,3 +111,33 @@ def test_ignores_calls_that_are_not_the_codes(stubbed) -> None:
     stubber.add_response("put_object", {})
     client.put_object(Bucket="anything", Key="set-up/data.csv", Body=b"x")
     assert recorder.calls == []
+
+
+# Compiled under artifacts.py's name: a read through the store, and one that goes around its prefix.
+READER_PROBE = """
+def probe(store):
+    store.read("LATEST")
+    store.reader.get(store.bucket, "other/secret.json")
+"""
+
+
+def test_records_the_service_readers_gets_and_catches_one_outside_the_prefix(monkeypatch) -> None:
+    recorder = Recorder()  # not the session's: the bad read must not fail the real audit
+    monkeypatch.setattr(S3Reader, "get", recorder.wrap_reader_get(lambda reader, bucket, key: b"v"))
+    store = S3Store(S3Reader("us-east-1", Credentials("x", "x"), "http://127.0.0.1:9"), "art", "models")
+    namespace: dict = {}
+    exec(compile(READER_PROBE, LOADER_FILE, "exec"), namespace)
+    namespace["probe"](store)
+    assert [(c.operation, c.bucket, c.key, c.origin.store) for c in recorder.calls] == [
+        ("GetObject", "art", "models/LATEST", store),
+        ("GetObject", "art", "other/secret.json", store),
+    ]
+    problems = violations(recorder.calls)
+    assert len(problems) == 2  # both functions load the model: neither may read outside the prefix
+    assert all("may not s3:GetObject on arn:aws:s3:::art/other/secret.json" in p for p in problems)
+
+
+def test_the_reader_sends_s3_requests_only_through_the_audited_get() -> None:
+    """A new public method on S3Reader would be an S3 operation the audit does not see."""
+    public = {name for name in vars(S3Reader) if not name.startswith("_")}
+    assert public == {"get", "url", "region_of", "from_environment"}

@@ -3,13 +3,15 @@
     python -m training.publish --bucket B --prefix models/house-prices [--version V]
 
 The upload order makes a half-finished publish harmless: data files, then the manifest,
-then a read-back through the same loader the service uses, and only then `LATEST`.
-S3 is reached with boto3's ordinary configuration (AWS_ENDPOINT_URL_S3 included).
+then a read-back through the same loader and S3 reader the service uses, and only then `LATEST`.
+S3 is reached with boto3's ordinary configuration (AWS_ENDPOINT_URL_S3 included); the reader
+gets boto3's credentials, region and the same endpoint variables.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,29 @@ from chalicelib.artifacts import (
     open_store,
     resolve_version,
 )
+from chalicelib.s3_get import Credentials, S3Reader, endpoint_from_environment
 
 
-def publish(artifacts_dir: Path, bucket: str, prefix: str, s3_client: Any, version: str = LATEST) -> str:
-    """Upload one version and point `s3://bucket/prefix/LATEST` at it; return the version."""
+@dataclass(frozen=True)
+class BotoCredentials:
+    """boto3's credentials (profiles, SSO, refresh included) as a source for the service's S3 reader."""
+
+    credentials: Any  # botocore.credentials.Credentials
+
+    def get(self) -> Credentials:
+        frozen = self.credentials.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+
+def publish(
+    artifacts_dir: Path, bucket: str, prefix: str, s3_client: Any, reader: S3Reader, version: str = LATEST
+) -> str:
+    """Upload one version with `s3_client` (boto3), read it back with `reader` (the service's client
+    for the same endpoint), then point `s3://bucket/prefix/LATEST` at it; return the version."""
     local = open_store(str(artifacts_dir))
     version = resolve_version(local, version)
     load_artifacts(local, version)  # never publish what the service would refuse
-    remote = S3Store(s3_client, bucket, prefix.strip("/"))
+    remote = S3Store(reader, bucket, prefix.strip("/"))
     for name in (*CHECKSUMMED, MANIFEST_FILE):
         path = f"{version}/{name}"
         s3_client.put_object(Bucket=bucket, Key=remote.key(path), Body=local.read(path))
@@ -47,7 +64,13 @@ def main() -> None:
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     parser.add_argument("--version", default=LATEST, help="a version folder name; default: the local LATEST")
     args = parser.parse_args()
-    version = publish(args.artifacts, args.bucket, args.prefix, boto3.client("s3"), args.version)
+    session = boto3.Session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise SystemExit("no AWS credentials: configure a profile or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    s3_client = session.client("s3")
+    reader = S3Reader(s3_client.meta.region_name, BotoCredentials(credentials), endpoint_from_environment())
+    version = publish(args.artifacts, args.bucket, args.prefix, s3_client, reader, args.version)
     print(f"published {version} to s3://{args.bucket}/{args.prefix.strip('/')}/ and moved LATEST")
 
 
