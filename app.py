@@ -1,8 +1,9 @@
 """house-prices: a LightGBM house-price model on AWS Lambda.
 
-Routes and event handlers only; the work is in chalicelib. Nothing is loaded at import
-time: the Chalice CLI imports this module to package and deploy it. The S3 handler imports
-the batch scorer when an event arrives, so the API function never loads it.
+Routes and event handlers only; the work is in chalicelib. On Lambda the model is loaded
+while the function initialises; when the Chalice CLI imports this module to package or
+deploy it, nothing is loaded. The S3 handler imports the batch scorer when an event
+arrives, so the API function never loads it (nor numpy).
 """
 
 import os
@@ -17,6 +18,7 @@ from chalicelib.predictor import LazyPredictor
 
 app = ApiApp(app_name="house-prices")
 model = LazyPredictor.from_environment()
+model.load_during_lambda_init()
 batch_settings = BatchSettings.from_environment()
 cors = CORSConfig(allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"), max_age=600)
 

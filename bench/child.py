@@ -86,7 +86,7 @@ def cold_and_warm(target: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def batch(spec: dict[str, Any]) -> dict[str, Any]:
-    """Score one S3 object through the batch handler's code, then the bare Booster on its rows."""
+    """Score one S3 object through the batch handler's code, then the bare engine (C API) on its rows."""
     import boto3
 
     from chalicelib.batch.handler import score_s3_event
@@ -115,10 +115,11 @@ def batch(spec: dict[str, Any]) -> dict[str, Any]:
 
     import numpy as np
 
-    matrix = np.load(spec["local_npy"])
-    predictor.booster.predict(matrix[:1000], num_threads=spec["num_threads"])
+    matrix = np.ascontiguousarray(np.load(spec["local_npy"]), dtype=np.float64)
+    threads = spec["num_threads"]
+    predictor.booster.predict_matrix(matrix[:1000], 1000, matrix.shape[1], num_threads=threads)
     start = time.perf_counter()
-    predictor.booster.predict(matrix, num_threads=spec["num_threads"])
+    predictor.booster.predict_matrix(matrix, len(matrix), matrix.shape[1], num_threads=threads)
     result["raw_predict_s"] = time.perf_counter() - start
     result["num_threads"] = spec["num_threads"]
     return result

@@ -2,23 +2,23 @@
 
 Kept apart from app.py so the route is three lines and this logic is testable on its own.
 Errors are values (`Reply` with a 4xx/503) until the edge; nothing here raises for bad input.
+Plain Python only: this is the API function's whole request path, and it must not import numpy.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
-import lightgbm
 
 from chalicelib.artifacts import ArtifactError
 from chalicelib.columns import ListOps
+from chalicelib.contract import FEATURE_NAMES
 from chalicelib.logs import log_event
 from chalicelib.pipeline import Problem, check
-from chalicelib.predictor import LazyPredictor
-from chalicelib.records import BodyError, parse_body, to_columns
+from chalicelib.predictor import LIGHTGBM_VERSION, LazyPredictor, Predictor
+from chalicelib.records import ENCODED_KEYS, BodyError, parse_body, to_columns
 
 MAX_BODY_BYTES = 1_000_000
 MAX_RECORDS = 1_000
@@ -26,6 +26,7 @@ MAX_RECORDS = 1_000
 # allowed) keep the worst reply near half a megabyte, far from Lambda's 6 MB.
 MAX_LISTED = 1_000
 LIST_OPS = ListOps()
+_ENVELOPE_KEYS = frozenset(("records", "explain", "interval"))
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,20 @@ class Reply:
     records: int | None = None
     model_version: str | None = None
     problem_fields: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the `{"records": [...], ...}` envelope may ask for besides predictions."""
+
+    explain: bool = False
+    interval: float | None = None  # None: the model's default level
+
+
+@dataclass
+class _Request:
+    records: list[Any]
+    options: Options = field(default_factory=Options)
 
 
 def predict_reply(raw_body: bytes | None, model: LazyPredictor, request_id: str | None = None) -> Reply:
@@ -71,9 +86,10 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
         payload = parse_body(raw_body)
     except BodyError as exc:
         return _error(400, str(exc))
-    records = _records_of(payload)
-    if isinstance(records, Reply):
-        return records
+    request = _request_of(payload)
+    if isinstance(request, Reply):
+        return request
+    records = request.records
     if not records:
         return _error(400, "no records: send at least one")
     if len(records) > MAX_RECORDS:
@@ -82,6 +98,9 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
         predictor = model.get()
     except ArtifactError as exc:
         return _error(503, f"model unavailable: {exc}", len(records))
+    level = _level(request.options, predictor)
+    if isinstance(level, Reply):
+        return level
     split = to_columns(records)
     problems, warnings = split.problems, split.warnings
     features: list[list[float]] = [[] for _ in records]
@@ -97,10 +116,65 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
         body = {"error": "invalid records"} | _listed("problems", problems) | _listed("warnings", warnings)
         return Reply(400, body, len(records), predictor.version, [p.field for p in problems[:MAX_LISTED]])
     predictions = predictor.predict_rows(features)
-    body = {"predictions": predictions, "count": len(predictions), "model_version": predictor.version}
+    body: dict[str, Any] = {"predictions": predictions, "count": len(predictions), "model_version": predictor.version}
     if split.actuals is not None:
         body["actuals"] = split.actuals
+    if predictor.intervals is not None:
+        bounds = [predictor.intervals.interval(p, level) for p in predictions]
+        body |= {"level": level, "lower": [b[0] for b in bounds], "upper": [b[1] for b in bounds]}
+    if request.options.explain:
+        body["explanations"] = _explanations(records, features, predictor)
     return Reply(200, body | _listed("warnings", warnings), len(records), predictor.version)
+
+
+def _level(options: Options, predictor: Predictor) -> float | Reply | None:
+    """The interval level to answer with, or a 400 naming `interval`."""
+    if predictor.intervals is None:
+        if options.interval is not None:
+            return _error(400, f'"interval": model version {predictor.version} has no calibrated intervals')
+        return None
+    level = predictor.intervals.default_level if options.interval is None else options.interval
+    if level not in predictor.intervals.levels:
+        known = ", ".join(f"{k:g}" for k in sorted(predictor.intervals.levels))
+        return _error(400, f'"interval" must be one of the calibrated levels {known}, got {level:g}')
+    return level
+
+
+def _explanations(records: list[Any], features: list[list[float]], predictor: Predictor) -> list[dict[str, Any]]:
+    """Each prediction's baseline and per-feature contributions in dollars, largest first; for a raw
+    record also grouped back to the fields the user sent (zipcode -> zipcode_freq, date -> year/quarter/month)."""
+    explained = []
+    for record, contributions in zip(records, predictor.contributions_rows(features), strict=True):
+        *values, baseline = contributions
+        by_feature = sorted(zip(FEATURE_NAMES, values, strict=True), key=lambda item: -abs(item[1]))
+        explanation: dict[str, Any] = {
+            "baseline": baseline,
+            "contributions": [{"feature": name, "value": value} for name, value in by_feature],
+        }
+        if not any(key in record for key in ENCODED_KEYS):
+            fields: dict[str, float] = {}
+            for name, value in by_feature:
+                source = _field_of(name, record)
+                fields[source] = fields.get(source, 0.0) + value
+            explanation["fields"] = [
+                {"field": name, "value": value}
+                for name, value in sorted(fields.items(), key=lambda item: -abs(item[1]))
+            ]
+        explained.append(explanation)
+    return explained
+
+
+def _field_of(feature: str, record: dict[str, Any]) -> str:
+    """The field of a raw record a model feature was derived from."""
+    if feature == "zipcode_freq":
+        return "zipcode"
+    if feature == "city_encoded" or (feature in ("lat", "lng") and feature not in record):
+        return "city_full"  # lat/lng not given were looked up from the city
+    if feature in ("year", "quarter", "month") and "date" in record:
+        return "date"
+    if feature == "quarter" and "quarter" not in record:
+        return "month"  # derived from the month
+    return feature
 
 
 def _listed(key: str, problems: list[Problem]) -> dict[str, Any]:
@@ -120,20 +194,33 @@ def health(model: LazyPredictor) -> dict[str, Any]:
         "status": "ok",
         "model_loaded": predictor is not None,
         "model_version": predictor.version if predictor else None,
-        "lightgbm_version": lightgbm.__version__,
+        "lightgbm_version": LIGHTGBM_VERSION,
     }
 
 
-def _records_of(payload: Any) -> list[Any] | Reply:
+def _request_of(payload: Any) -> _Request | Reply:
     if isinstance(payload, list):
-        return payload
-    if isinstance(payload, dict):
-        if "records" not in payload:
-            return [payload]
-        if isinstance(payload["records"], list):
-            return payload["records"]
+        return _Request(payload)
+    if not isinstance(payload, dict):
+        return _error(400, 'body must be {"records": [...]}, one record object, or a list of records')
+    if "records" not in payload:
+        return _Request([payload])
+    if not isinstance(payload["records"], list):
         return _error(400, '"records" must be an array of record objects')
-    return _error(400, 'body must be {"records": [...]}, one record object, or a list of records')
+    unknown = sorted(k for k in payload if k not in _ENVELOPE_KEYS)
+    if unknown:
+        return _error(
+            400,
+            f'unknown key(s) {", ".join(map(repr, unknown))[:200]} beside "records"; '
+            'the envelope takes "records", "explain" (true/false) and "interval" (a level)',
+        )
+    explain = payload.get("explain", False)
+    if not isinstance(explain, bool):
+        return _error(400, '"explain" must be true or false')
+    interval = payload.get("interval")
+    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int | float)):
+        return _error(400, '"interval" must be a level such as 0.8 or 0.95')
+    return _Request(payload["records"], Options(explain, None if interval is None else float(interval)))
 
 
 def _error(status: int, message: str, records: int | None = None) -> Reply:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.columns import NAN, Column, Ops
 from chalicelib.contract import (
@@ -47,9 +47,11 @@ _MISSING_IDENTIFIER = (
 )
 
 
-@dataclass(frozen=True)
-class Problem:
-    """What is wrong (or, as a warning, doubtful) with one field of one record."""
+class Problem(NamedTuple):
+    """What is wrong (or, as a warning, doubtful) with one field of one record.
+
+    A named tuple, not a dataclass: a CSV block may hold tens of thousands of warnings.
+    """
 
     record: int
     field: str
@@ -183,18 +185,18 @@ def _raw_features(
 
     keys = [key for key, _ in cities]
     located = {key: encoders.locations.lookup(key) for key in set(keys) if key is not None}
+    city_texts = columns.texts.get("city_full") or [None] * n
     filled: dict[str, Column] = {}
     for index, spec in enumerate(LOCATION):
         looked_up = ops.column([(located.get(k) or (NAN, NAN))[index] if k is not None else NAN for k in keys])
         filled[spec.name] = ops.fill_absent(numbers[spec.name], looked_up)
+        said: dict[Any, tuple[bool, str]] = {}  # per city as written: a block repeats a few hundred
         for row in columns.absent.get(spec.name, ()):
-            city = columns.texts.get("city_full", [None] * n)[row]
-            if located.get(keys[row]) is not None:
-                found.warning(row, spec.name, f"not given; taken from city_full {city!r}")
-            elif keys[row] is not None:
-                found.problem(row, spec.name, f"missing, and city_full {city!r} is not a known city to look it up from")
-            elif not found.has(row, "city_full"):
-                found.problem(row, spec.name, "missing, and there is no city_full to look it up from")
+            city = city_texts[row]
+            if (city.__class__, city) not in said:
+                said[city.__class__, city] = _location_message(city, located.get(keys[row]) is not None, keys[row])
+            is_warning, message = said[city.__class__, city]
+            (found.warning if is_warning else found.problem)(row, spec.name, message)
 
     zipcode_freq = ops.column(encoders.zipcode.transform([z for z, _ in zipcodes]))
     city_encoded = ops.column(encoders.city.transform(keys))
@@ -249,9 +251,6 @@ class _Found:
 
     def warning(self, row: int, name: str, message: str) -> None:
         self.warnings.append(Problem(row, name, message))
-
-    def has(self, row: int, name: str) -> bool:
-        return any(p.record == row and p.field == name for p in self.problems)
 
     def missing(self, name: str, reason: str) -> None:
         for row in self.columns.absent.get(name, ()):
@@ -328,14 +327,15 @@ class _Found:
         first, last = domain.period
         dated = self.columns.texts.get("date") or [None] * self.n
         year_months = ops.year_months(years, months)
+        said: dict[int, str] = {}  # per month: a block holds a few dozen
         for row in ops.rows_outside(year_months, first, last):
-            when = _month_text(int(ops.value(year_months, row)))
-            self.warning(
-                row,
-                "date" if dated[row] is not None else "year",
-                f"{when} is outside the training period {_month_text(first)} to {_month_text(last)}: "
-                "the model extrapolates in time",
-            )
+            when = int(ops.value(year_months, row))
+            if when not in said:
+                said[when] = (
+                    f"{_month_text(when)} is outside the training period {_month_text(first)} to "
+                    f"{_month_text(last)}: the model extrapolates in time"
+                )
+            self.warning(row, "date" if dated[row] is not None else "year", said[when])
 
     def result(self, features: list[Column]) -> Checked:
         flagged = {(p.record, p.field) for p in self.problems}
@@ -343,6 +343,15 @@ class _Found:
         bad = {p.record for p in self.problems}
         rows = [row for row in range(self.n) if row not in bad]
         return Checked(rows, self.ops.matrix(features, rows), sorted(self.problems, key=Problem.sort_key), warnings)
+
+
+def _location_message(city: Any, known: bool, key: str | None) -> tuple[bool, str]:
+    """Whether an absent lat/lng was looked up (a warning) or could not be (a problem), and what to say."""
+    if known:
+        return True, f"not given; taken from city_full {city!r}"
+    if key is not None:
+        return False, f"missing, and city_full {city!r} is not a known city to look it up from"
+    return False, "missing, and there is no city_full to look it up from"
 
 
 def _month_text(year_month: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from chalicelib.columns import ListOps
@@ -21,3 +23,13 @@ def json_features(records: list[dict], predictor: Predictor) -> np.ndarray:
             rows[indices[row]] = values
     assert not split.problems, split.problems
     return np.array(rows, dtype=np.float64)
+
+
+def reference_predict(artifacts_dir: Path, matrix: object) -> np.ndarray:
+    """What the lightgbm package itself predicts for the LATEST version: the oracle the service's
+    native engine must match bit for bit."""
+    import lightgbm
+
+    version = (artifacts_dir / "LATEST").read_text().strip()
+    booster = lightgbm.Booster(model_file=str(artifacts_dir / version / "model.txt"))
+    return booster.predict(np.asarray(matrix, dtype=np.float64), num_threads=1)

@@ -22,7 +22,7 @@ from chalicelib.artifacts import (
 from chalicelib.predictor import LazyPredictor, load_predictor
 from chalicelib.s3_get import Credentials, S3Reader
 from tests.conftest import ROOT
-from tests.expected import json_features
+from tests.expected import json_features, reference_predict
 from training.publish import publish
 
 
@@ -36,8 +36,9 @@ def copy_dir(artifacts_dir, tmp_path):
 def test_loads_latest_and_predicts_the_lab_records(artifacts_dir, lab_records):
     predictor = load_predictor(str(artifacts_dir))
     matrix = json_features(lab_records, predictor)
-    predictions = predictor.predict(matrix)
+    predictions = np.array(predictor.predict_rows(matrix.tolist()))
     assert predictions.shape == (5,)
+    assert np.array_equal(predictions, reference_predict(artifacts_dir, matrix))
     assert np.all((predictions > 10_000) & (predictions < 20_000_000))
 
 
@@ -96,7 +97,7 @@ def test_publish_then_load_through_s3(artifacts_dir, s3, s3_server, bucket, lab_
     local = load_predictor(str(artifacts_dir))
     assert remote.version == local.version == version
     matrix = json_features(lab_records, local)
-    np.testing.assert_array_equal(remote.predict(matrix), local.predict(matrix))
+    assert remote.predict_rows(matrix.tolist()) == local.predict_rows(matrix.tolist())
 
 
 def test_a_half_published_version_leaves_latest_on_the_complete_one(artifacts_dir, s3, s3_server, bucket):

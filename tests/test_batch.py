@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +22,7 @@ from chalicelib.batch.scoring import BatchSummary, score_csv_stream
 from chalicelib.contract import FEATURE_NAMES, PASSTHROUGH
 from chalicelib.predictor import Predictor, load_predictor
 from tests.conftest import ROOT
-from tests.expected import json_features
+from tests.expected import json_features, reference_predict
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +52,14 @@ def as_json_records(frame: pd.DataFrame) -> list[dict]:
     return [{k: (v if k in text else float(v)) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def test_lab_records_as_pre_encoded_csv(lab_records, predictor):
+def test_lab_records_as_pre_encoded_csv(lab_records, predictor, artifacts_dir):
     columns = list(lab_records[0])
     frame = pd.DataFrame([[repr(r[c]) for c in columns] for r in lab_records], columns=columns)
     rows, summary = score(to_csv(frame), predictor)
-    assert rows[0] == [*columns, "predicted_price", "error", "warnings"]
+    assert rows[0] == [*columns, "predicted_price", "lower", "upper", "error", "warnings"]
     assert [r[: len(columns)] for r in rows[1:]] == frame.to_numpy().tolist()
-    expected = predictor.predict(np.array([[r[n] for n in FEATURE_NAMES] for r in lab_records]))
-    assert [float(r[-3]) for r in rows[1:]] == expected.tolist()
+    expected = reference_predict(artifacts_dir, [[r[n] for n in FEATURE_NAMES] for r in lab_records])
+    assert [float(r[-5]) for r in rows[1:]] == expected.tolist()
     assert [r[-2] for r in rows[1:]] == [""] * 5
     assert all("year: 20" in r[-1] and "outside the training period" in r[-1] for r in rows[1:])
     assert summary == BatchSummary(5, 0, predictor.version)
@@ -70,21 +69,21 @@ def test_raw_rows_score_like_the_json_api(houses, predictor):
     sample = houses.iloc[::57].reset_index(drop=True)  # lat/lng absent: looked up from city_full
     rows, summary = score(to_csv(sample), predictor)
     matrix = json_features(as_json_records(sample), predictor)
-    assert [float(r[-3]) for r in rows[1:]] == predictor.predict(matrix).tolist()
-    assert [r[:-3] for r in rows[1:]] == sample.to_numpy().tolist()
+    assert [float(r[-5]) for r in rows[1:]] == predictor.predict_rows(matrix.tolist())
+    assert [r[:-5] for r in rows[1:]] == sample.to_numpy().tolist()
     assert summary.rows == len(sample) and summary.rows_with_errors == 0
 
 
-def test_given_lat_lng_are_used_and_empty_ones_looked_up(houses, predictor):
+def test_given_lat_lng_are_used_and_empty_ones_looked_up(houses, predictor, artifacts_dir):
     sample = houses.head(3).copy()
     sample["lat"], sample["lng"] = ["40.5", "", "41"], ["-100.25", "", "-90"]
     rows, _ = score(to_csv(sample), predictor)
     records = as_json_records(sample.drop(columns=["lat", "lng"]))
     records[0] |= {"lat": 40.5, "lng": -100.25}
     records[2] |= {"lat": 41.0, "lng": -90.0}
-    expected = predictor.predict(json_features(records, predictor))
-    assert [float(r[-3]) for r in rows[1:]] == expected.tolist()
-    assert [r[-4:-6:-1] for r in rows[1:]] == [["-100.25", "40.5"], ["", ""], ["-90", "41"]]
+    expected = reference_predict(artifacts_dir, json_features(records, predictor))
+    assert [float(r[-5]) for r in rows[1:]] == expected.tolist()
+    assert [r[-6:-8:-1] for r in rows[1:]] == [["-100.25", "40.5"], ["", ""], ["-90", "41"]]
     assert ["lat: not given" in r[-1] for r in rows[1:]] == [False, True, False]
 
 
@@ -125,12 +124,12 @@ def test_bad_rows_get_errors_and_good_rows_are_still_scored(houses, predictor):
     assert errors[9] == "empty line"
     assert errors[10] == f"has {len(sample.columns) - 2} fields; the header has {len(sample.columns)}"
     assert errors[11].startswith(f"has {len(sample.columns) + 2} fields")
-    assert rows[12][:-3] == sample.iloc[11].tolist()  # a long row keeps the header's cells
+    assert rows[12][:-5] == sample.iloc[11].tolist()  # a long row keeps the header's cells
     good = [0]
     assert [i for i, e in enumerate(errors) if not e] == good
-    assert all(rows[1 + i][-3] == "" for i, e in enumerate(errors) if e)
+    assert all(rows[1 + i][-5] == "" for i, e in enumerate(errors) if e)
     alone, _ = score(to_csv(sample.iloc[good]), predictor)
-    assert [rows[1 + i][-3] for i in good] == [r[-3] for r in alone[1:]]
+    assert [rows[1 + i][-5] for i in good] == [r[-5] for r in alone[1:]]
     assert summary.rows == len(lines) - 1 and summary.rows_with_errors == len(lines) - 1 - len(good)
 
 
@@ -138,7 +137,7 @@ def test_pre_encoded_quarter_must_match_month(lab_records, predictor):
     record = lab_records[0] | {"quarter": 1}
     frame = pd.DataFrame([record]).astype(str)
     rows, _ = score(to_csv(frame), predictor)
-    assert rows[1][-3:-1] == ["", "quarter: is 1, but month 7 is in quarter 3"]
+    assert (rows[1][-5], rows[1][-2]) == ("", "quarter: is 1, but month 7 is in quarter 3")
 
 
 def test_cells_quoting_crlf_and_bom_come_through(houses, predictor):
@@ -147,7 +146,7 @@ def test_cells_quoting_crlf_and_bom_come_through(houses, predictor):
     data = b"\xef\xbb\xbf" + to_csv(sample).replace(b"\n", b"\r\n").replace(b"\r\nlines", b"\nlines")
     rows, summary = score(data, predictor)
     assert rows[0][0] == "date"
-    assert [r[:-3] for r in rows[1:]] == sample.to_numpy().tolist()
+    assert [r[:-5] for r in rows[1:]] == sample.to_numpy().tolist()
     assert summary.rows == 4 and summary.rows_with_errors == 0
 
 
@@ -161,7 +160,11 @@ def test_block_size_does_not_change_the_output(houses, predictor):
 
 def test_header_only_gives_the_output_header(predictor):
     rows, summary = score(b"zipcode_freq,city_encoded," + ",".join(FEATURE_NAMES[:-2]).encode() + b"\n", predictor)
-    assert len(rows) == 1 and rows[0][-3:] == ["predicted_price", "error", "warnings"] and summary.rows == 0
+    assert (
+        len(rows) == 1
+        and rows[0][-5:] == ["predicted_price", "lower", "upper", "error", "warnings"]
+        and summary.rows == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -193,7 +196,7 @@ def test_short_rows_at_the_end_get_errors_whatever_the_line_ending(lab_records, 
         assert len(rows) - 1 == summary.rows == len(data.splitlines()) - 1
         assert summary.rows_with_errors == short_rows
         assert all(r[-2] == "has 6 fields; the header has 39" for r in rows[-short_rows:])
-        assert all(len(r) == len(FEATURE_NAMES) + 3 for r in rows)
+        assert all(len(r) == len(FEATURE_NAMES) + 5 for r in rows)
 
 
 def test_a_bad_byte_after_the_first_block_fails_the_file(houses, predictor):
@@ -356,7 +359,7 @@ def test_any_bytes_end_as_one_row_out_per_row_in_or_a_file_error(predictor, data
     records = _records_of(data)
     outputs = _records_of(out.getvalue())
     assert len(outputs) == len(records) == summary.rows + 1
-    assert outputs[0].endswith(b",predicted_price,error,warnings")
+    assert outputs[0].endswith(b",predicted_price,lower,upper,error,warnings")
     for record, output in zip(records[1:], outputs[1:], strict=True):
         appended = _APPENDED.search(output)
         assert appended, output
@@ -369,4 +372,8 @@ def test_any_bytes_end_as_one_row_out_per_row_in_or_a_file_error(predictor, data
 
 
 # What the scorer appends to a record: a prediction (a float's repr), then the error and warnings, quoted when given.
-_APPENDED = re.compile(rb',(?P<prediction>[^,"]*),(?P<error>"(?:[^"]|"")*"|),(?P<warnings>"(?:[^"]|"")*"|)\Z', re.S)
+_APPENDED = re.compile(
+    rb',(?P<prediction>[^,"]*),(?P<lower>[^,"]*),(?P<upper>[^,"]*)'
+    rb',(?P<error>"(?:[^"]|"")*"|),(?P<warnings>"(?:[^"]|"")*"|)\Z',
+    re.S,
+)

@@ -312,7 +312,7 @@ def test_200k_rows_s3_to_s3_and_bounded_memory(s3, settings, model, predictor, h
     frame[["lat", "lng"]] = np.array([predictor.encoders.locations.lookup(c) for c in frame["city_full"]])
     matrix = features_of(frame, predictor.encoders)
     started = time.perf_counter()
-    predictor.predict(matrix)
+    predictor.predict_matrix(np.ascontiguousarray(matrix), len(matrix))
     predict_seconds = time.perf_counter() - started
     with capsys.disabled():
         print(

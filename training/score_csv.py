@@ -37,14 +37,18 @@ class _Counting:
 
 
 def score_csv_file(
-    source: Path, target: Path, predictor: Predictor, progress: Callable[[int], object] | None = None
+    source: Path,
+    target: Path,
+    predictor: Predictor,
+    progress: Callable[[int], object] | None = None,
+    explain: bool = False,
 ) -> BatchSummary:
     """Score a local file; the target appears only complete (written aside, then renamed)."""
     partial = target.with_name(target.name + ".partial")
     try:
         with source.open("rb") as reader, partial.open("wb") as writer:
             stream: Readable = _Counting(reader, progress) if progress else reader
-            summary = score_csv_stream(stream, writer.write, predictor)
+            summary = score_csv_stream(stream, writer.write, predictor, explain=explain)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
@@ -57,13 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Score a CSV file with the model at ARTIFACTS_URI (default: artifacts).",
     )
     parser.add_argument("source", type=Path, help="input CSV: raw HouseTS rows or the 39 model features")
-    parser.add_argument("target", type=Path, help="output CSV: the input plus predicted_price, error and warnings")
+    parser.add_argument(
+        "target", type=Path, help="output CSV: the input plus predicted_price, lower, upper, error and warnings"
+    )
+    parser.add_argument("--explain", action="store_true", help="also each feature's contribution (contrib_* columns)")
     args = parser.parse_args(argv)
     predictor = load_predictor(os.environ.get("ARTIFACTS_URI", "artifacts"), os.environ.get("MODEL_VERSION", LATEST))
     started = time.perf_counter()
     with tqdm(total=args.source.stat().st_size, unit="B", unit_scale=True, file=sys.stderr) as bar:
         try:
-            summary = score_csv_file(args.source, args.target, predictor, bar.update)
+            summary = score_csv_file(args.source, args.target, predictor, bar.update, args.explain)
         except BatchFileError as exc:
             bar.close()
             print(f"cannot score {args.source}: {exc}", file=sys.stderr)

@@ -21,10 +21,11 @@ from chalicelib.batch.framing import BatchFileError, field_counts
 from chalicelib.contract import FEATURE_NAMES, LOCATION, PASSTHROUGH
 from chalicelib.pipeline import IDENTIFIERS, Columns, Problem, number_problem
 
-PREDICTION_COLUMN = "predicted_price"
-ERROR_COLUMN = "error"
-WARNINGS_COLUMN = "warnings"
-OUTPUT_COLUMNS = (PREDICTION_COLUMN, ERROR_COLUMN, WARNINGS_COLUMN)
+# Appended to every row: the prediction, its interval at the model's default level (empty for
+# a model without calibrated intervals), what is wrong, what is doubtful.
+OUTPUT_COLUMNS = ("predicted_price", "lower", "upper", "error", "warnings")
+# Appended after those when a file asks for explanations: each feature's contribution, then the baseline.
+CONTRIBUTION_COLUMNS = (*(f"contrib_{name}" for name in FEATURE_NAMES), "contrib_baseline")
 _BOM = b"\xef\xbb\xbf"
 _LOCATION_NAMES = tuple(f.name for f in LOCATION)
 # Columns a raw CSV must have; lat/lng may be looked up from the city instead.
@@ -56,7 +57,7 @@ class Layout:
             other = next((d for d in (";", "\t", "|") if d in names[0]), None)
             if other:
                 raise BatchFileError(f"the header is one column holding {other!r}: the file must be comma-separated")
-        clash = [n for n in OUTPUT_COLUMNS if n in names]
+        clash = [n for n in (*OUTPUT_COLUMNS, *CONTRIBUTION_COLUMNS) if n in names]
         if clash:
             raise BatchFileError(f"the input already has column(s) {clash}: is it an output file?")
         encoded = "zipcode_freq" in names and "city_encoded" in names
@@ -80,9 +81,9 @@ class Layout:
             raise BatchFileError(f"column(s) {', '.join(twice)} appear more than once")
         return cls(record, len(names), encoded, {n: names.index(n) for n in read})
 
-    @property
-    def output_header(self) -> bytes:
-        return self.header + ("," + ",".join(OUTPUT_COLUMNS) + "\n").encode()
+    def output_header(self, explain: bool) -> bytes:
+        appended = (*OUTPUT_COLUMNS, *CONTRIBUTION_COLUMNS) if explain else OUTPUT_COLUMNS
+        return self.header + ("," + ",".join(appended) + "\n").encode()
 
 
 @dataclass

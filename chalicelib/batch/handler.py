@@ -32,6 +32,9 @@ from chalicelib.batch.settings import BatchSettings, OutputKeyError
 from chalicelib.logs import log_event
 from chalicelib.predictor import LazyPredictor, Predictor
 
+# `aws s3 cp houses.csv s3://.../incoming/ --metadata explain=true` asks for contrib_<feature> columns.
+EXPLAIN_METADATA = "explain"
+
 
 class Superseded(Exception):
     """The object an event names was replaced or deleted after the event: nothing to do for it."""
@@ -170,6 +173,7 @@ def score_s3_object(
             metadata,
             part_bytes,
             still_current,
+            explain=source.get("Metadata", {}).get(EXPLAIN_METADATA, "").lower() == "true",
         )
     except BatchFileError as exc:
         still_current()

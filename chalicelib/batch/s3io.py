@@ -136,6 +136,7 @@ def score_into_s3(
     metadata: dict[str, str],
     part_bytes: int,
     before_commit: Callable[[], None],
+    explain: bool = False,
 ) -> BatchSummary:
     """Score `source` into s3://bucket/key. The next block is downloaded and the last part
     uploaded by two background threads while the blocks between them are scored, so S3's
@@ -148,7 +149,7 @@ def score_into_s3(
     with ThreadPoolExecutor(1, "batch-read") as reads, ThreadPoolExecutor(1, "batch-upload") as uploads:
         writer = MultipartWriter(client, bucket, key, metadata, part_bytes, uploads)
         try:
-            summary = score_csv_stream(ReadAhead(source, reads), writer.write, predictor)
+            summary = score_csv_stream(ReadAhead(source, reads), writer.write, predictor, explain=explain)
             writer.flush()
             before_commit()
             writer.complete()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chalicelib.batch.cells import Layout, read_block
+from chalicelib.batch.cells import CONTRIBUTION_COLUMNS, Layout, read_block
 from chalicelib.batch.framing import BatchFileError, Readable, record_blocks
 from chalicelib.columns_numpy import NumpyOps
 from chalicelib.pipeline import Problem, check
@@ -47,20 +47,35 @@ class _CheckedBlock:
     warnings: dict[int, str]
     clean_rows: list[int]
 
-    def output(self, predictions: np.ndarray) -> bytes:
-        """The block's output lines: each record, then its prediction or its errors, then its warnings."""
+    def output(self, scored: _Scored, predictor: Predictor) -> bytes:
+        """The block's output lines: each record, then its prediction, interval, errors and warnings
+        (and its contributions when asked for)."""
         n = len(self.records)
-        values = [b""] * n
-        for row, value in zip(self.clean_rows, predictions.tolist(), strict=True):
-            values[row] = b"%a" % value  # %a of a float is its repr, as bytes without an encode
-        suffixes = [b",%s,,\n" % v for v in values]
+        values = [b",,"] * n
+        intervals = predictor.intervals
+        for row, value in zip(self.clean_rows, scored.predictions.tolist(), strict=True):
+            # %a of a float is its repr, as bytes without an encode: the shortest text that reads back the same.
+            bounds = b",%a,%a" % intervals.interval(value) if intervals is not None else b",,"
+            values[row] = b"%a" % value + bounds
+        blank = b"," * len(CONTRIBUTION_COLUMNS) if scored.contributions is not None else b""
+        contributions = [blank] * n
+        if scored.contributions is not None:
+            for row, row_values in zip(self.clean_rows, scored.contributions.tolist(), strict=True):
+                contributions[row] = b"".join(b",%a" % v for v in row_values)
+        suffixes = [b",%s,,%s\n" % (v, c) for v, c in zip(values, contributions, strict=True)]
         for row in self.errors.keys() | self.warnings.keys():
             error, warning = _quoted(self.errors.get(row, "")), _quoted(self.warnings.get(row, ""))
-            suffixes[row] = b",%s,%s,%s\n" % (values[row], error, warning)
+            suffixes[row] = b",%s,%s,%s%s\n" % (values[row], error, warning, contributions[row])
         parts: list[bytes] = [b""] * (2 * n)
         parts[0::2] = self.records
         parts[1::2] = suffixes
         return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    predictions: np.ndarray
+    contributions: np.ndarray | None  # rows x (39 + 1), when the file asked for explanations
 
 
 def _quoted(text: str) -> bytes:
@@ -87,8 +102,15 @@ def _check_block(records: list[bytes], layout: Layout, predictor: Predictor) -> 
     return _CheckedBlock(block.records, errors, warnings, clean), features
 
 
-def _predict(predictor: Predictor, features: np.ndarray) -> np.ndarray:
-    return predictor.predict(features) if len(features) else np.empty(0)
+def _predict(predictor: Predictor, features: np.ndarray, explain: bool) -> _Scored:
+    """Through LightGBM's C API, on the block's matrix in place (a C-contiguous float64 buffer)."""
+    rows = len(features)
+    features = np.ascontiguousarray(features, dtype=np.float64)
+    predictions = np.frombuffer(predictor.predict_matrix(features, rows), dtype=np.float64)
+    if not explain:
+        return _Scored(predictions, None)
+    contributions = np.frombuffer(predictor.contributions_matrix(features, rows), dtype=np.float64)
+    return _Scored(predictions, contributions.reshape(rows, len(CONTRIBUTION_COLUMNS)))
 
 
 def score_csv_stream(
@@ -96,8 +118,10 @@ def score_csv_stream(
     write: Callable[[bytes], None],
     predictor: Predictor,
     block_bytes: int = BLOCK_BYTES,
+    explain: bool = False,
 ) -> BatchSummary:
-    """Score a CSV byte stream block by block, passing output bytes to `write`.
+    """Score a CSV byte stream block by block, passing output bytes to `write`; with `explain`, each
+    scored row also gets its contributions (`contrib_<feature>` columns, then `contrib_baseline`).
 
     Raises BatchFileError for a file that cannot be scored at all; output already
     written is then incomplete, and the caller discards it.
@@ -107,24 +131,24 @@ def score_csv_stream(
     # One block is predicted by the pool's thread (LightGBM releases the GIL) while this
     # thread writes out the block before it and checks the block after it.
     with ThreadPoolExecutor(1, "batch-predict") as predicts:
-        predicting: tuple[_CheckedBlock, Future[np.ndarray]] | None = None
+        predicting: tuple[_CheckedBlock, Future[_Scored]] | None = None
         for records in record_blocks(source, block_bytes):
             if layout is None:
                 layout = Layout.of(records[0])
-                write(layout.output_header)
+                write(layout.output_header(explain))
                 records = records[1:]
                 if not records:
                     continue
             block, features = _check_block(records, layout, predictor)
-            submitted = (block, predicts.submit(_predict, predictor, features))
+            submitted = (block, predicts.submit(_predict, predictor, features, explain))
             del features  # held by the pool only until predicted, not while the next block is checked
             if predicting is not None:
-                write(predicting[0].output(predicting[1].result()))
+                write(predicting[0].output(predicting[1].result(), predictor))
             predicting = submitted
             rows += len(block.records)
             rows_with_errors += len(block.errors)
         if predicting is not None:
-            write(predicting[0].output(predicting[1].result()))
+            write(predicting[0].output(predicting[1].result(), predictor))
     if layout is None:
         raise BatchFileError("the file is empty: expected a header row and data rows")
     return BatchSummary(rows, rows_with_errors, predictor.version)
