@@ -10,7 +10,7 @@ ARCH ?= x86_64
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/dev.txt requirements/layer-model.txt requirements/layer-pandas.txt
+$(VENV)/.installed: requirements/dev.txt requirements/training.txt requirements/layer-model.txt requirements/layer-pandas.txt
 	$(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==26.2.1  # chalice 1.34 requires pip<26.3
 	$(PY) -m pip install --quiet -r requirements/dev.txt

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chalicelib.contract import AMENITIES, CENSUS, TARGET, normalize_city, parse_date
+from chalicelib.contract import AMENITIES, CENSUS, PASSTHROUGH, TARGET, normalize_city, parse_date
+from chalicelib.encoders import Encoders
+from chalicelib.features import build_features
 
 RAW_COLUMNS = (
     "date",
@@ -114,6 +116,33 @@ def split_by_date(frame: pd.DataFrame, dropped: dict[str, int]) -> Splits:
         frame[when >= HOLDOUT_START].reset_index(drop=True),
         dropped,
     )
+
+
+def features_of(frame: pd.DataFrame, encoders: Encoders) -> np.ndarray:
+    return build_features(
+        frame["year"].to_numpy(),
+        frame["month"].to_numpy(),
+        frame["zipcode"].tolist(),
+        frame["city_full"].astype(str).tolist(),
+        frame[[f.name for f in PASSTHROUGH]].to_numpy(dtype=np.float64),
+        encoders,
+    )
+
+
+def load_splits(data: Path | None, metros: Path | None, zipcodes: int) -> tuple[Splits, str]:
+    """The splits of the given HouseTS files, or of the synthetic panel; also say which, for the card."""
+    if data and metros:
+        houses, source = data, f"HouseTS file {data.name} with metros file {metros.name}"
+    else:
+        houses, metros = generate_synthetic(Path("data/synthetic") / f"zipcodes-{zipcodes}", zipcodes)
+        source = f"synthetic: training.data.generate_synthetic, {zipcodes} zipcodes, seed 7"
+        print(f"synthetic data: {houses}")
+    frame, dropped = load_housets(houses, metros)
+    splits = split_by_date(frame, dropped)
+    for rule, count in dropped.items():
+        print(f"dropped {count:>7,} rows: {rule}")
+    print(f"rows: train {len(splits.train):,}, eval {len(splits.eval):,}, holdout {len(splits.holdout):,}")
+    return splits, source
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

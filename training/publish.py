@@ -2,8 +2,9 @@
 
     python -m training.publish --bucket B --prefix models/house-prices [--version V]
 
-The upload order makes a half-finished publish harmless: data files, then the manifest,
-then a read-back through the same loader the service uses, and only then `LATEST`.
+The upload order makes a half-finished publish harmless: data files (model, encoders, report
+and card), then the manifest, then a read-back of every file against its checksum and through
+the same loader the service uses, and only then `LATEST`.
 S3 is reached with boto3's ordinary configuration (AWS_ENDPOINT_URL_S3 included).
 """
 
@@ -21,6 +22,7 @@ from chalicelib.artifacts import (
     load_artifacts,
     open_store,
     resolve_version,
+    verify_version,
 )
 
 
@@ -28,11 +30,13 @@ def publish(artifacts_dir: Path, bucket: str, prefix: str, s3_client: Any, versi
     """Upload one version and point `s3://bucket/prefix/LATEST` at it; return the version."""
     local = open_store(str(artifacts_dir))
     version = resolve_version(local, version)
+    blobs = verify_version(local, version)
     load_artifacts(local, version)  # never publish what the service would refuse
+    blobs[MANIFEST_FILE] = local.read(f"{version}/{MANIFEST_FILE}")
     remote = S3Store(s3_client, bucket, prefix.strip("/"))
     for name in (*CHECKSUMMED, MANIFEST_FILE):
-        path = f"{version}/{name}"
-        s3_client.put_object(Bucket=bucket, Key=remote.key(path), Body=local.read(path))
+        s3_client.put_object(Bucket=bucket, Key=remote.key(f"{version}/{name}"), Body=blobs[name])
+    verify_version(remote, version)
     load_artifacts(remote, version)
     s3_client.put_object(Bucket=bucket, Key=remote.key(LATEST), Body=version.encode(), ContentType="text/plain")
     return version
