@@ -154,7 +154,7 @@ _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:.5em 0}td,th{padding:2px 10px;border-bottom:1px solid #ddd;"
     "text-align:right}td:first-child,th:first-child,td.l{text-align:left}img{max-width:100%}"
-    "h2{margin-top:1.6em;border-bottom:2px solid #1f77b4}p{margin:.3em 0}"
+    "h1{font-size:1.5em}h2{margin-top:1.6em;border-bottom:2px solid #1f77b4}p{margin:.3em 0}"
 )
 
 
@@ -183,11 +183,15 @@ def _header(manifest: dict[str, Any]) -> str:
         ("LightGBM", f"{manifest['lightgbm_version']}, {params['best_iteration']} trees"),
         (
             "parameters",
-            ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("best_iteration", "verbosity")),
+            ", ".join(f"{k}={_short(v)}" for k, v in params.items() if k not in ("best_iteration", "verbosity")),
         ),
     ]
     cells = "".join(f'<tr><th>{html.escape(k)}</th><td class="l">{html.escape(str(v))}</td></tr>' for k, v in facts)
     return f"<table>{cells}</table>"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -263,9 +267,8 @@ def _by_city(s: Scored) -> Figure:
     ax.barh(range(len(shown)), shown["MAPE"].to_numpy(), color=colours)
     ax.set_yticks(range(len(shown)), [f"{c} ({n:,})" for c, n in zip(shown.index, shown["rows"], strict=True)])
     ax.invert_yaxis()
-    ax.axvline(median, color="black", linewidth=0.8, linestyle="--", label=f"median city {median:.1f} %")
-    ax.set(xlabel="holdout MAPE, %")
-    ax.legend(loc="lower right")
+    ax.axvline(median, color="black", linewidth=0.8, linestyle="--")
+    ax.set(xlabel=f"holdout MAPE, % (dashed: the median city, {median:.1f} %)")
     return figure
 
 
