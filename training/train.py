@@ -142,7 +142,7 @@ def write_version(result: dict[str, Any], splits: Splits, out_dir: Path, source:
     folder.mkdir(parents=True)
     (folder / MODEL_FILE).write_bytes(model_text)
     (folder / ENCODERS_FILE).write_bytes(encoders_json)
-    write_documents(folder, manifest, splits)
+    write_documents(folder, manifest, splits)  # report and card, then the manifest with all checksums
     (out_dir / LATEST).write_text(version + "\n")
     return folder
 
