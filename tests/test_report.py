@@ -100,6 +100,8 @@ def test_the_card_states_data_metrics_limits_and_versions(version_dir, manifest)
     assert "synthetic panel" not in card  # the fixture's version does not say where its data came from
     synthetic = render_card(manifest | {"training_data": data | {"source": "synthetic: generate_synthetic"}})
     assert "not how it performs on the real housing market" in synthetic
+    with_intervals = render_card(manifest | {"intervals": {"coverage": {"80": 0.79, "95": 0.951}}})
+    assert "Prediction interval coverage (nominal: observed): 80 %: 79.0 %, 95 %: 95.1 %." in with_intervals
 
 
 def test_interval_coverage_appears_once_the_manifest_has_intervals(version_dir, manifest, splits):
