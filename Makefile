@@ -6,18 +6,38 @@ PORT ?= 8000
 ARCH ?= x86_64
 
 .PHONY: install train run test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
-	publish-layers package deploy bench
+	publish-layers package deploy bench tune report mlflow-ui
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/dev.txt requirements/layer-model.txt requirements/layer-pandas.txt
+$(VENV)/.installed: requirements/dev.txt requirements/training.txt requirements/layer-model.txt requirements/layer-pandas.txt
 	$(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==26.2.1  # chalice 1.34 requires pip<26.3
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $@
 
+# make train [PARAMS=best.json]: tuned parameters from `make tune`
 train: install
-	$(PY) -m training.train
+	$(PY) -m training.train $(if $(PARAMS),--params $(PARAMS))
+
+# make tune [TRIALS=30] [TIMEOUT=seconds]: an Optuna study on train/eval, tracked by MLflow in mlruns/,
+# the best parameters in best.json (then: make train PARAMS=best.json).
+tune: install
+	$(PY) -m training.tune --trials $(or $(TRIALS),30) $(if $(TIMEOUT),--timeout $(TIMEOUT)) --out best.json
+
+# Re-renders report.html and model_card.md of artifacts/LATEST (ARGS="--data X.csv --metros Y.csv" for real data).
+report: install artifacts/LATEST
+	$(PY) -m training.report $(ARGS)
+
+# The MLflow UI on the tuning runs, from its own venv: the full mlflow package pulls scikit-learn
+# and pyarrow, which lightgbm would import in the dev venv.
+mlflow-ui: .venv-mlflow/.installed
+	.venv-mlflow/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port $(or $(MLFLOW_PORT),5000)
+
+.venv-mlflow/.installed: requirements/mlflow-ui.txt
+	$(PYTHON312) -m venv .venv-mlflow
+	.venv-mlflow/bin/pip install --quiet -r requirements/mlflow-ui.txt
+	touch $@
 
 artifacts/LATEST:
 	$(MAKE) train

@@ -1,7 +1,9 @@
 """Model artifacts: where a version lives, and loading one only if it is complete and intact.
 
 A version is a folder `<root>/<version>/` holding `model.txt` (LightGBM's native text
-format), `encoders.json` and `manifest.json`, which lists the sha256 of the other two.
+format), `encoders.json`, the human-facing `report.html` and `model_card.md`, and
+`manifest.json`, which lists the sha256 of the others. The service reads only the files it
+serves with (`SERVED`); publishing uploads and verifies all of them (`CHECKSUMMED`).
 `<root>/LATEST` names the current version; publishing moves it last. The root is a local
 folder or `s3://bucket/prefix`. No pickle anywhere: a model file cannot run code.
 """
@@ -20,7 +22,11 @@ LATEST = "LATEST"
 MODEL_FILE = "model.txt"
 ENCODERS_FILE = "encoders.json"
 MANIFEST_FILE = "manifest.json"
-CHECKSUMMED = (MODEL_FILE, ENCODERS_FILE)
+REPORT_FILE = "report.html"
+CARD_FILE = "model_card.md"
+# The report is hundreds of KB the API never needs: fetching it would lengthen every cold start.
+SERVED = (MODEL_FILE, ENCODERS_FILE)
+CHECKSUMMED = (*SERVED, REPORT_FILE, CARD_FILE)
 
 
 class ArtifactError(Exception):
@@ -107,19 +113,10 @@ def resolve_version(store: Store, version: str = LATEST) -> str:
 
 
 def load_artifacts(store: Store, version: str = LATEST, lightgbm_version: str | None = None) -> Artifacts:
-    """Read one version and verify every checksum and the LightGBM major version."""
+    """Read one version's served files and verify their checksums and the LightGBM major version."""
     version = resolve_version(store, version)
-    try:
-        manifest = json.loads(store.read(f"{version}/{MANIFEST_FILE}"))
-        expected = {name: manifest["files"][name] for name in CHECKSUMMED}
-    except (ValueError, KeyError, TypeError):
-        raise ArtifactError(f"{store.describe(version + '/' + MANIFEST_FILE)} is not a valid manifest") from None
-    blobs = {}
-    for name, digest in expected.items():
-        blob = store.read(f"{version}/{name}")
-        if sha256(blob) != digest:
-            raise ArtifactError(f"{store.describe(version + '/' + name)} does not match its checksum in the manifest")
-        blobs[name] = blob
+    manifest = _read_manifest(store, version)
+    blobs = _read_verified(store, version, manifest, SERVED)
     if lightgbm_version is not None:
         trained_with = str(manifest.get("lightgbm_version", "?"))
         if trained_with.split(".")[0] != lightgbm_version.split(".")[0]:
@@ -127,3 +124,33 @@ def load_artifacts(store: Store, version: str = LATEST, lightgbm_version: str | 
                 f"version {version} was trained with lightgbm {trained_with}; this runtime has {lightgbm_version}"
             )
     return Artifacts(version, manifest, blobs[MODEL_FILE].decode(), json.loads(blobs[ENCODERS_FILE]))
+
+
+def verify_version(store: Store, version: str = LATEST) -> dict[str, bytes]:
+    """Read and verify every checksummed file of a version, report and card included: publishing's check."""
+    version = resolve_version(store, version)
+    return _read_verified(store, version, _read_manifest(store, version), CHECKSUMMED)
+
+
+def _read_manifest(store: Store, version: str) -> dict[str, Any]:
+    path = f"{version}/{MANIFEST_FILE}"
+    try:
+        manifest = json.loads(store.read(path))
+        if isinstance(manifest, dict) and isinstance(manifest["files"], dict):
+            return manifest
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise ArtifactError(f"{store.describe(path)} is not a valid manifest")
+
+
+def _read_verified(store: Store, version: str, manifest: dict[str, Any], names: tuple[str, ...]) -> dict[str, bytes]:
+    missing = [name for name in names if name not in manifest["files"]]
+    if missing:
+        raise ArtifactError(f"{store.describe(version + '/' + MANIFEST_FILE)} lists no checksum for {missing}")
+    blobs = {}
+    for name in names:
+        blob = store.read(f"{version}/{name}")
+        if sha256(blob) != manifest["files"][name]:
+            raise ArtifactError(f"{store.describe(version + '/' + name)} does not match its checksum in the manifest")
+        blobs[name] = blob
+    return blobs

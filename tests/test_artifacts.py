@@ -11,12 +11,17 @@ import numpy as np
 import pytest
 
 from chalicelib.artifacts import (
+    CARD_FILE,
+    CHECKSUMMED,
     ENCODERS_FILE,
     LATEST,
     MANIFEST_FILE,
     MODEL_FILE,
+    REPORT_FILE,
     ArtifactError,
+    LocalStore,
     S3Store,
+    load_artifacts,
     open_store,
 )
 from chalicelib.predictor import LazyPredictor, load_predictor
@@ -91,8 +96,12 @@ def test_publish_then_load_through_s3(artifacts_dir, s3, s3_server, bucket, lab_
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == sorted(
         [f"models/house-prices/{LATEST}"]
-        + [f"models/house-prices/{version}/{n}" for n in (MODEL_FILE, ENCODERS_FILE, MANIFEST_FILE)]
+        + [f"models/house-prices/{version}/{n}" for n in (*CHECKSUMMED, MANIFEST_FILE)]
     )
+    assert {REPORT_FILE, CARD_FILE} <= set(CHECKSUMMED)
+    for name in (REPORT_FILE, CARD_FILE):
+        body = s3.get_object(Bucket=bucket, Key=f"models/house-prices/{version}/{name}")["Body"].read()
+        assert body == (artifacts_dir / version / name).read_bytes()
     remote = load_predictor(f"s3://{bucket}/models/house-prices", s3_client=s3_server.reader())
     local = load_predictor(str(artifacts_dir))
     assert remote.version == local.version == version
@@ -141,3 +150,41 @@ def test_the_publish_command_reads_back_with_boto3s_credentials(artifacts_dir, s
     version = (artifacts_dir / LATEST).read_text().strip()
     assert done.stdout.startswith(f"published {version} to s3://{bucket}/m/")
     assert s3.get_object(Bucket=bucket, Key="m/LATEST")["Body"].read().decode() == version
+
+
+class RecordingStore(LocalStore):
+    """A local store that remembers which keys were read."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        object.__setattr__(self, "keys", [])
+
+    def read(self, key: str) -> bytes:
+        self.keys.append(key)
+        return super().read(key)
+
+
+def test_the_service_reads_only_what_it_serves_with(artifacts_dir):
+    store = RecordingStore(artifacts_dir)
+    version = load_artifacts(store).version
+    assert store.keys == [LATEST, f"{version}/{MANIFEST_FILE}", f"{version}/{MODEL_FILE}", f"{version}/{ENCODERS_FILE}"]
+
+
+@pytest.mark.parametrize("name", [REPORT_FILE, CARD_FILE])
+def test_a_tampered_report_or_card_is_not_published_but_still_served(copy_dir, s3, s3_server, bucket, name):
+    root, version = copy_dir
+    (root / version / name).write_text("edited by hand\n")
+    with pytest.raises(ArtifactError, match=rf"{name.replace('.', '[.]')} does not match its checksum"):
+        publish(root, bucket, "m", s3, s3_server.reader())
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    assert load_predictor(str(root)).version == version
+
+
+def test_a_version_without_a_report_checksum_is_not_published(copy_dir, s3, s3_server, bucket):
+    root, version = copy_dir
+    manifest_path = root / version / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["files"][REPORT_FILE]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"lists no checksum for \['report\.html'\]"):
+        publish(root, bucket, "m", s3, s3_server.reader())

@@ -47,5 +47,5 @@ def test_lightgbm_beats_both_baselines_on_holdout(artifacts_dir):
     assert holdout["lightgbm"]["MAE"] < holdout["linear"]["MAE"]
     assert holdout["linear"]["R2"] > holdout["median"]["R2"]
     assert manifest["features"] == list(FEATURE_NAMES)
-    assert set(manifest["files"]) == {"model.txt", "encoders.json"}
+    assert set(manifest["files"]) == {"model.txt", "encoders.json", "report.html", "model_card.md"}
     assert len(manifest["training_data"]["fingerprint"]) == 64

@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chalicelib.contract import AMENITIES, CENSUS, TARGET, normalize_city, parse_date
+from chalicelib.columns_numpy import NumpyOps
+from chalicelib.contract import AMENITIES, CENSUS, FEATURE_NAMES, PASSTHROUGH, TARGET, normalize_city, parse_date
+from chalicelib.encoders import Encoders
+from chalicelib.pipeline import Columns, TrainingDomain, check
 
 RAW_COLUMNS = (
     "date",
@@ -114,6 +117,38 @@ def split_by_date(frame: pd.DataFrame, dropped: dict[str, int]) -> Splits:
         frame[when >= HOLDOUT_START].reset_index(drop=True),
         dropped,
     )
+
+
+def features_of(frame: pd.DataFrame, encoders: Encoders) -> np.ndarray:
+    """The model matrix of cleaned raw rows, through the service's own pipeline: features can
+    never be derived differently in training and serving."""
+    n = len(frame)
+    given = ("year", "month", *(f.name for f in PASSTHROUGH))
+    numbers = {
+        name: frame[name].to_numpy(np.float64) if name in given else np.full(n, np.nan) for name in FEATURE_NAMES
+    }
+    absent = {name: [] if name in given else list(range(n)) for name in FEATURE_NAMES}
+    texts = {"zipcode": frame["zipcode"].tolist(), "city_full": frame["city_full"].astype(str).tolist()}
+    checked = check(Columns(n, False, numbers, absent, texts), encoders, TrainingDomain({}, None), NumpyOps())
+    if checked.problems:
+        raise ValueError(f"{len(checked.problems)} problems in cleaned training rows, e.g. {checked.problems[:3]}")
+    return checked.matrix
+
+
+def load_splits(data: Path | None, metros: Path | None, zipcodes: int) -> tuple[Splits, str]:
+    """The splits of the given HouseTS files, or of the synthetic panel; also say which, for the card."""
+    if data and metros:
+        houses, source = data, f"HouseTS file {data.name} with metros file {metros.name}"
+    else:
+        houses, metros = generate_synthetic(Path("data/synthetic") / f"zipcodes-{zipcodes}", zipcodes)
+        source = f"synthetic: training.data.generate_synthetic, {zipcodes} zipcodes, seed 7"
+        print(f"synthetic data: {houses}")
+    frame, dropped = load_housets(houses, metros)
+    splits = split_by_date(frame, dropped)
+    for rule, count in dropped.items():
+        print(f"dropped {count:>7,} rows: {rule}")
+    print(f"rows: train {len(splits.train):,}, eval {len(splits.eval):,}, holdout {len(splits.holdout):,}")
+    return splits, source
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

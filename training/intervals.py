@@ -165,6 +165,17 @@ def fresh_draw_coverage(
     return {method: coverage(intervals, predictions, actuals) for method, intervals in calibration.fitted.items()}
 
 
+def observed_coverage(intervals: dict[str, Any]) -> tuple[str, dict[float, float]]:
+    """The kept method's coverage per level from a manifest's `intervals` entry, and which check measured
+    it: the fresh draw when training made one (synthetic data), else the zipcode cross-fit."""
+    coverage, method = intervals.get("coverage", {}), intervals.get("method")
+    for check, label in (("fresh_draw", "a fresh synthetic draw"), ("cross_fitted_by_zipcode", "zipcode cross-fit")):
+        report = coverage.get(check, {}).get(method)
+        if report:
+            return label, {float(level): float(n["coverage"]) for level, n in report.items()}
+    return "", {}
+
+
 def format_coverage(calibration: Calibration) -> str:
     """One line per method and check: coverage and mean relative width at each level."""
     lines = [f"intervals: kept {calibration.method}, calibrated on {calibration.rows:,} holdout rows"]

@@ -2,8 +2,9 @@
 
     python -m training.publish --bucket B --prefix models/house-prices [--version V]
 
-The upload order makes a half-finished publish harmless: data files, then the manifest,
-then a read-back through the same loader and S3 reader the service uses, and only then `LATEST`.
+The upload order makes a half-finished publish harmless: data files (model, encoders, report
+and card), then the manifest, then a read-back of every file against its checksum and through
+the same loader and S3 reader the service uses, and only then `LATEST`.
 S3 is reached with boto3's ordinary configuration (AWS_ENDPOINT_URL_S3 included); the reader
 gets boto3's credentials, region and the same endpoint variables.
 """
@@ -23,6 +24,7 @@ from chalicelib.artifacts import (
     load_artifacts,
     open_store,
     resolve_version,
+    verify_version,
 )
 from chalicelib.s3_get import Credentials, S3Reader, endpoint_from_environment
 
@@ -45,11 +47,13 @@ def publish(
     for the same endpoint), then point `s3://bucket/prefix/LATEST` at it; return the version."""
     local = open_store(str(artifacts_dir))
     version = resolve_version(local, version)
+    blobs = verify_version(local, version)
     load_artifacts(local, version)  # never publish what the service would refuse
+    blobs[MANIFEST_FILE] = local.read(f"{version}/{MANIFEST_FILE}")
     remote = S3Store(reader, bucket, prefix.strip("/"))
     for name in (*CHECKSUMMED, MANIFEST_FILE):
-        path = f"{version}/{name}"
-        s3_client.put_object(Bucket=bucket, Key=remote.key(path), Body=local.read(path))
+        s3_client.put_object(Bucket=bucket, Key=remote.key(f"{version}/{name}"), Body=blobs[name])
+    verify_version(remote, version)
     load_artifacts(remote, version)
     s3_client.put_object(Bucket=bucket, Key=remote.key(LATEST), Body=version.encode(), ContentType="text/plain")
     return version

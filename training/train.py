@@ -2,16 +2,19 @@
 
     python -m training.train                         # synthetic data (the default)
     python -m training.train --data HouseTS.csv --metros us_metros.csv
+    python -m training.train --params best.json      # parameters found by `python -m training.tune`
 
 Encoders are fitted on the training split only; LightGBM stops early on the eval split;
-the holdout split (2022 on) reports the final table and calibrates the prediction intervals
-(training/intervals.py says why there).
+the holdout split (2022 on) reports the final table, calibrates the prediction intervals
+(training/intervals.py says why there), and feeds the version's report (`report.html`) and
+model card (`model_card.md`), both written into the version.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +24,14 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
-from chalicelib.artifacts import ENCODERS_FILE, LATEST, MANIFEST_FILE, MODEL_FILE, sha256
-from chalicelib.columns_numpy import NumpyOps
+from chalicelib.artifacts import ENCODERS_FILE, LATEST, MODEL_FILE, sha256
 from chalicelib.contract import FEATURE_NAMES, FEATURES, PASSTHROUGH, TARGET
 from chalicelib.encoders import Encoders
-from chalicelib.pipeline import Columns, TrainingDomain, check
-from training.data import Splits, fingerprint, generate_synthetic, load_housets, split_by_date
+from training.data import Splits, features_of, fingerprint, load_splits
 from training.evaluate import LinearBaseline, MedianBaseline, format_table, regression_metrics
 from training.intervals import calibrate, format_coverage, fresh_draw_coverage
+from training.params import ParamsError, load_params
+from training.report import write_documents
 
 PARAMS: dict[str, Any] = {
     "objective": "regression",
@@ -47,33 +50,27 @@ NUM_BOOST_ROUND = 600
 EARLY_STOPPING_ROUNDS = 50
 
 
-def features_of(frame: pd.DataFrame, encoders: Encoders) -> np.ndarray:
-    """The model matrix of cleaned raw rows, through the service's own pipeline: features can
-    never be derived differently in training and serving."""
-    n = len(frame)
-    given = ("year", "month", *(f.name for f in PASSTHROUGH))
-    numbers = {
-        name: frame[name].to_numpy(np.float64) if name in given else np.full(n, np.nan) for name in FEATURE_NAMES
-    }
-    absent = {name: [] if name in given else list(range(n)) for name in FEATURE_NAMES}
-    texts = {"zipcode": frame["zipcode"].tolist(), "city_full": frame["city_full"].astype(str).tolist()}
-    checked = check(Columns(n, False, numbers, absent, texts), encoders, TrainingDomain({}, None), NumpyOps())
-    if checked.problems:
-        raise ValueError(f"{len(checked.problems)} problems in cleaned training rows, e.g. {checked.problems[:3]}")
-    return checked.matrix
-
-
-def train(splits: Splits, num_boost_round: int = NUM_BOOST_ROUND, log_every: int = 100) -> dict[str, Any]:
-    """Fit encoders and model; return them with the metrics table's numbers."""
-    step = _Steps()
-    train_frame = splits.train
-    encoders = Encoders.fit(
+def fit_encoders(train_frame: pd.DataFrame) -> Encoders:
+    return Encoders.fit(
         train_frame["zipcode"].tolist(),
         train_frame["city_full"].astype(str).tolist(),
         train_frame[TARGET].to_numpy(),
         train_frame["lat"].to_numpy(),
         train_frame["lng"].to_numpy(),
     )
+
+
+def train(
+    splits: Splits,
+    num_boost_round: int = NUM_BOOST_ROUND,
+    log_every: int = 100,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit encoders and model (PARAMS, overridden by `params`); return them with the metrics table's numbers."""
+    step = _Steps()
+    tuned = params or {}
+    params = {**PARAMS, **tuned}
+    encoders = fit_encoders(splits.train)
     step("fitted encoders on the train split")
     matrices = {name: features_of(getattr(splits, name), encoders) for name in ("train", "eval", "holdout")}
     targets = {name: getattr(splits, name)[TARGET].to_numpy(dtype=np.float64) for name in matrices}
@@ -82,7 +79,7 @@ def train(splits: Splits, num_boost_round: int = NUM_BOOST_ROUND, log_every: int
     train_set = lightgbm.Dataset(matrices["train"], targets["train"], feature_name=_lgb_names(), free_raw_data=False)
     eval_set = lightgbm.Dataset(matrices["eval"], targets["eval"], reference=train_set)
     booster = lightgbm.train(
-        PARAMS,
+        params,
         train_set,
         num_boost_round=num_boost_round,
         valid_sets=[eval_set],
@@ -111,8 +108,10 @@ def train(splits: Splits, num_boost_round: int = NUM_BOOST_ROUND, log_every: int
         "booster": booster,
         "encoders": encoders,
         "metrics": metrics,
+        "params": params,
+        "tuned": sorted(tuned),
         "ranges": _observed_ranges(matrices["train"]),
-        "period": [f"{d:%Y-%m}" for d in pd.to_datetime(train_frame["date"]).agg(["min", "max"])],
+        "period": [f"{d:%Y-%m}" for d in pd.to_datetime(splits.train["date"]).agg(["min", "max"])],
         "calibration": calibration,
     }
 
@@ -123,8 +122,11 @@ def predict_frame(result: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
     return booster.predict(features_of(frame, result["encoders"]), num_iteration=booster.best_iteration)
 
 
-def write_version(result: dict[str, Any], splits: Splits, out_dir: Path) -> Path:
-    """Write model, encoders and manifest into `out_dir/<version>/` and point LATEST at it."""
+def write_version(result: dict[str, Any], splits: Splits, out_dir: Path, source: str = "not recorded") -> Path:
+    """Write model, encoders, report, card and manifest into `out_dir/<version>/` and point LATEST at it.
+
+    `source` says in the card where the data came from (a file, or the synthetic generator).
+    """
     booster: lightgbm.Booster = result["booster"]
     model_text = booster.model_to_string(num_iteration=booster.best_iteration).encode()
     encoders_json = json.dumps(result["encoders"].to_dict(), sort_keys=True).encode()
@@ -138,12 +140,16 @@ def write_version(result: dict[str, Any], splits: Splits, out_dir: Path) -> Path
         "training_period": result["period"],
         "lightgbm_version": lightgbm.__version__,
         "files": {MODEL_FILE: sha256(model_text), ENCODERS_FILE: sha256(encoders_json)},
+        "toolchain": {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__},
         "training_data": {
+            "source": source,
             "fingerprint": fingerprint(splits.train),
             "rows": {"train": len(splits.train), "eval": len(splits.eval), "holdout": len(splits.holdout)},
+            "period": {name: _period(getattr(splits, name)) for name in ("train", "eval", "holdout")},
             "dropped": splits.dropped,
         },
-        "params": {**PARAMS, "best_iteration": booster.best_iteration},
+        "params": {**result["params"], "best_iteration": booster.best_iteration},
+        "tuned": result["tuned"],
         "metrics": result["metrics"],
         "intervals": result["calibration"].to_manifest(),
     }
@@ -151,9 +157,13 @@ def write_version(result: dict[str, Any], splits: Splits, out_dir: Path) -> Path
     folder.mkdir(parents=True)
     (folder / MODEL_FILE).write_bytes(model_text)
     (folder / ENCODERS_FILE).write_bytes(encoders_json)
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_documents(folder, manifest, splits)  # report and card, then the manifest with all checksums
     (out_dir / LATEST).write_text(version + "\n")
     return folder
+
+
+def _period(frame: pd.DataFrame) -> list[str]:
+    return [str(frame["date"].min()), str(frame["date"].max())] if len(frame) else []
 
 
 def input_schema(ranges: dict[str, list[float]]) -> dict[str, Any]:
@@ -208,20 +218,16 @@ def main() -> None:
     parser.add_argument("--zipcodes", type=int, default=300, help="synthetic size; 6226 is the real data's")
     parser.add_argument("--out", type=Path, default=Path("artifacts"))
     parser.add_argument("--num-boost-round", type=int, default=NUM_BOOST_ROUND)
+    parser.add_argument("--params", type=Path, help="JSON object of tuned LightGBM parameters (training.tune's output)")
     args = parser.parse_args()
     if args.data and not args.metros:
         parser.error("--data needs --metros (the CSV with city, lat, lng)")
-    if args.data:
-        houses, metros = args.data, args.metros
-    else:
-        houses, metros = generate_synthetic(Path("data/synthetic") / f"zipcodes-{args.zipcodes}", args.zipcodes)
-        print(f"synthetic data: {houses}")
-    frame, dropped = load_housets(houses, metros)
-    splits = split_by_date(frame, dropped)
-    for rule, count in dropped.items():
-        print(f"dropped {count:>7,} rows: {rule}")
-    print(f"rows: train {len(splits.train):,}, eval {len(splits.eval):,}, holdout {len(splits.holdout):,}")
-    result = train(splits, args.num_boost_round)
+    try:
+        params = load_params(args.params) if args.params else {}
+    except ParamsError as exc:
+        parser.error(str(exc))
+    splits, source = load_splits(args.data, args.metros, args.zipcodes)
+    result = train(splits, args.num_boost_round, params=params)
     print(format_table(result["metrics"]))
     calibration = result["calibration"]
     if not args.data:
@@ -232,7 +238,7 @@ def main() -> None:
             Path("data/synthetic") / f"zipcodes-{args.zipcodes}-draw-fresh",
         )
     print(format_coverage(calibration))
-    folder = write_version(result, splits, args.out)
+    folder = write_version(result, splits, args.out, source)
     print(f"wrote {folder} and pointed {args.out / LATEST} at it")
 
 
