@@ -57,16 +57,48 @@ def _schemas() -> dict[str, Any]:
             "message": {"type": "string"},
         },
     }
+    envelope = {
+        "type": "object",
+        "required": ["records"],
+        "additionalProperties": False,
+        "properties": {
+            "records": records,
+            "explain": {
+                "type": "boolean",
+                "default": False,
+                "description": "add each prediction's baseline and per-feature contributions in dollars",
+            },
+            "interval": {
+                "type": "number",
+                "description": "interval level to answer with (one the model calibrated, e.g. 0.8 or 0.95); "
+                "default: the model's default level",
+            },
+        },
+    }
+    contribution = {
+        "type": "object",
+        "required": ["value"],
+        "properties": {"feature": {"type": "string"}, "field": {"type": "string"}, "value": {"type": "number"}},
+    }
+    explanation = {
+        "type": "object",
+        "required": ["baseline", "contributions"],
+        "description": "baseline + the sum of contributions = the prediction; largest contributions first",
+        "properties": {
+            "baseline": {"type": "number", "description": "the model's expected value"},
+            "contributions": {"type": "array", "items": contribution, "description": "per model feature"},
+            "fields": {
+                "type": "array",
+                "items": contribution,
+                "description": "raw records only: grouped back to the fields sent (zipcode, city_full, date, ...)",
+            },
+        },
+    }
+    numbers = {"type": "array", "items": {"type": "number"}}
     return {
         "PreEncodedRecord": pre_encoded,
         "RawRecord": raw,
-        "PredictRequest": {
-            "anyOf": [
-                {"type": "object", "required": ["records"], "properties": {"records": records}},
-                records,
-                record,
-            ]
-        },
+        "PredictRequest": {"anyOf": [envelope, records, record]},
         "PredictResponse": {
             "type": "object",
             "required": ["predictions", "count", "model_version"],
@@ -74,8 +106,13 @@ def _schemas() -> dict[str, Any]:
                 "predictions": {"type": "array", "items": {"type": "number"}},
                 "count": {"type": "integer"},
                 "model_version": {"type": "string"},
-                "actuals": {"type": "array", "items": {"type": "number"}},
+                "actuals": {**numbers, "description": "the records' price, when every record had one"},
+                "level": {"type": "number", "description": "the level of lower and upper"},
+                "lower": {**numbers, "description": "split-conformal interval, one bound per prediction"},
+                "upper": numbers,
+                "explanations": {"type": "array", "items": explanation},
                 "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+                "warnings_not_listed": {"type": "integer"},
             },
         },
         "Problem": problem,
@@ -85,7 +122,9 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "error": {"type": "string"},
                 "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+                "problems_not_listed": {"type": "integer"},
                 "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+                "warnings_not_listed": {"type": "integer"},
             },
         },
         "Health": {
@@ -108,26 +147,27 @@ def _json(ref: str, description: str) -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     error = "#/components/schemas/Error"
+    predict = {
+        "operationId": "predictPrice",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+        },
+        "responses": {
+            "200": _json("#/components/schemas/PredictResponse", "one prediction and interval per record"),
+            "400": _json(error, "malformed body or invalid records, each problem named"),
+            "413": _json(error, "body larger than 1 MB"),
+            "415": {"description": "content type other than application/json"},
+            "503": _json(error, "model cannot be loaded now; retry later"),
+        },
+    }
+    lab_path = {**predict, "operationId": "predict", "description": "/predict_price under the lab's path"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "house-prices", "version": "1", "description": "LightGBM house-price predictions"},
         "paths": {
-            "/predict_price": {
-                "post": {
-                    "operationId": "predictPrice",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
-                    },
-                    "responses": {
-                        "200": _json("#/components/schemas/PredictResponse", "one prediction per record"),
-                        "400": _json(error, "malformed body or invalid records, each problem named"),
-                        "413": _json(error, "body larger than 1 MB"),
-                        "415": {"description": "content type other than application/json"},
-                        "503": _json(error, "model cannot be loaded now; retry later"),
-                    },
-                }
-            },
+            "/predict_price": {"post": predict},
+            "/predict": {"post": lab_path},
             "/health": {
                 "get": {
                     "operationId": "health",

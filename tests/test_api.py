@@ -359,3 +359,59 @@ def test_predict_is_the_lab_path_for_the_same_request(client, lab_records):
     response = client.http.post("/predict", headers=JSON, body=json.dumps({"records": lab_records}))
     assert response.status_code == 200
     assert json.loads(response.body)["predictions"] == post(client, {"records": lab_records})[1]["predictions"]
+
+
+# ---------------------------------------------------------------------------- why and how sure (issue 11)
+
+
+def test_every_prediction_has_an_interval_that_contains_it_and_widens_with_the_level(client, lab_records):
+    status, default = post(client, {"records": lab_records})
+    assert status == 200 and default["level"] == 0.8
+    status, wide = post(client, {"records": lab_records, "interval": 0.95})
+    assert status == 200 and wide["level"] == 0.95
+    assert wide["predictions"] == default["predictions"]
+    for p, lo, hi, wlo, whi in zip(
+        default["predictions"], default["lower"], default["upper"], wide["lower"], wide["upper"], strict=True
+    ):
+        assert lo <= p <= hi and wlo <= lo and hi <= whi and (whi - wlo) > (hi - lo)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"interval": 0.5}, '"interval" must be one of the calibrated levels 0.8, 0.95, got 0.5'),
+        ({"interval": "wide"}, '"interval" must be a level'),
+        ({"explain": "yes"}, '"explain" must be true or false'),
+        ({"explian": True}, "unknown key(s) 'explian'"),
+    ],
+)
+def test_bad_options_are_a_400_naming_them(client, lab_records, body, fragment):
+    status, reply = post(client, {"records": lab_records} | body)
+    assert status == 400 and fragment in reply["error"]
+
+
+def test_explained_pre_encoded_records_sum_to_their_predictions(client, lab_records):
+    status, body = post(client, {"records": lab_records, "explain": True})
+    assert status == 200
+    for prediction, explanation in zip(body["predictions"], body["explanations"], strict=True):
+        values = [c["value"] for c in explanation["contributions"]]
+        assert [c["feature"] for c in explanation["contributions"]] != [] and len(values) == 39
+        assert abs(explanation["baseline"] + sum(values) - prediction) <= 1e-6 * abs(prediction)
+        assert [abs(v) for v in values] == sorted((abs(v) for v in values), reverse=True)
+        assert "fields" not in explanation  # a pre-encoded record's fields are the features
+    plain = post(client, {"records": lab_records})[1]
+    assert plain["predictions"] == body["predictions"] and "explanations" not in plain
+
+
+def test_explained_raw_records_are_grouped_back_to_the_fields_sent(client, splits):
+    records = [raw_record(splits, i) for i in range(3)]
+    status, body = post(client, {"records": records, "explain": True})
+    assert status == 200
+    for prediction, explanation in zip(body["predictions"], body["explanations"], strict=True):
+        fields = {f["field"]: f["value"] for f in explanation["fields"]}
+        assert "zipcode_freq" not in fields and "year" not in fields and "lat" not in fields
+        assert {"zipcode", "city_full", "date"} <= set(fields)
+        by_feature = {c["feature"]: c["value"] for c in explanation["contributions"]}
+        assert fields["date"] == pytest.approx(by_feature["year"] + by_feature["quarter"] + by_feature["month"])
+        assert fields["city_full"] == pytest.approx(by_feature["city_encoded"] + by_feature["lat"] + by_feature["lng"])
+        assert abs(explanation["baseline"] + sum(fields.values()) - prediction) <= 1e-6 * abs(prediction)

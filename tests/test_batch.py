@@ -377,3 +377,31 @@ _APPENDED = re.compile(
     rb',(?P<error>"(?:[^"]|"")*"|),(?P<warnings>"(?:[^"]|"")*"|)\Z',
     re.S,
 )
+
+
+# ---------------------------------------------------------------------------- intervals and contributions (issue 11)
+
+
+def test_batch_rows_carry_the_default_interval_and_contributions_when_asked(houses, predictor, lab_records):
+    sample = houses.head(40)
+    rows, _ = score(to_csv(sample), predictor)
+    out = io.BytesIO()
+    score_csv_stream(io.BytesIO(to_csv(sample)), out.write, predictor, explain=True)
+    explained = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
+    header = rows[0]
+    assert [name for name in explained[0] if name.startswith("contrib_")] == [
+        *(f"contrib_{n}" for n in FEATURE_NAMES),
+        "contrib_baseline",
+    ]
+    for plain, row in zip(rows[1:], explained, strict=True):
+        prediction, lower, upper = (float(plain[header.index(n)]) for n in ("predicted_price", "lower", "upper"))
+        assert lower <= prediction <= upper
+        assert (lower, upper) == predictor.intervals.interval(prediction)
+        assert float(row["predicted_price"]) == prediction  # explaining changes no prediction
+        total = sum(float(v) for k, v in row.items() if k.startswith("contrib_"))
+        assert abs(total - prediction) <= 1e-6 * prediction
+    # The JSON API explains the same row the same way.
+    record = json_features(as_json_records(sample.head(1)), predictor).tolist()
+    assert predictor.contributions_rows(record)[0] == [
+        float(v) for k, v in explained[0].items() if k.startswith("contrib_")
+    ]

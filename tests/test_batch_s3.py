@@ -440,3 +440,15 @@ def test_s3_failing_for_one_record_is_raised_after_the_others_are_scored(s3, set
         s3.meta.events.unregister("provide-client-params.s3.CreateMultipartUpload", fail_first_upload)
         s3.meta.events.unregister("provide-client-params.s3.PutObject", fail_first_upload)
     assert keys(s3, settings.output_bucket) == ["predictions/ok.predictions.csv"]
+
+
+def test_an_upload_with_explain_metadata_gets_contribution_columns(s3, settings, model, houses_csv):
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/why.csv", Body=houses_csv, Metadata={"explain": "true"})
+    s3.put_object(Bucket=settings.input_bucket, Key="incoming/plain.csv", Body=houses_csv)
+    handler.score_s3_event(
+        s3_put_event(settings.input_bucket, "incoming/why.csv", "incoming/plain.csv"), model, settings, s3
+    )
+    why = read(s3, settings.output_bucket, "predictions/why.predictions.csv").split(b"\n", 1)[0].decode()
+    plain = read(s3, settings.output_bucket, "predictions/plain.predictions.csv").split(b"\n", 1)[0].decode()
+    assert why.endswith(",contrib_city_encoded,contrib_baseline") and "contrib_" not in plain
+    assert why.startswith(plain)
