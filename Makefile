@@ -6,7 +6,7 @@ PORT ?= 8000
 ARCH ?= x86_64
 
 .PHONY: install train run test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
-	publish-layers package deploy bench
+	publish-layers package deploy bench examples
 
 install: $(VENV)/.installed
 
@@ -87,3 +87,7 @@ deploy: install
 # Prints the performance table and writes bench/results/latest.json; `make bench ARGS=--quick` for a smoke run.
 bench: install
 	$(PY) -m bench $(ARGS)
+
+# Rewrites examples/bad_record.400.json from the code as it is (after a deliberate change of wording).
+examples: install artifacts/LATEST
+	$(PY) -m examples.regenerate

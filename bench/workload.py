@@ -19,7 +19,7 @@ import numpy as np
 from chalicelib.artifacts import LATEST, MODEL_FILE
 from chalicelib.contract import FEATURE_NAMES, TARGET
 
-LAB_RECORDS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lab_sample_records.jsonl"
+LAB_REQUEST = Path(__file__).resolve().parents[1] / "examples" / "lab_request.json"
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,9 @@ class Model:
         return self.artifacts_dir / self.version / MODEL_FILE
 
 
-def lab_records(path: Path = LAB_RECORDS) -> list[dict[str, Any]]:
+def lab_records(path: Path = LAB_REQUEST) -> list[dict[str, Any]]:
     """The five records users of the lab already send, as parsed JSON objects."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return json.loads(path.read_text())["records"]
 
 
 def trained_model(cache: Path, zipcodes: int, rounds: int, log: Any = print) -> Model:

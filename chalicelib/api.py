@@ -49,6 +49,8 @@ def predict_reply(raw_body: bytes | None, model: LazyPredictor, request_id: str 
     else:
         problems = reply.body.get("problems", [])
         reason = reply.body["error"] if not problems else f"invalid records: {len(problems)} problem(s)"
+        if problems:
+            fields["problem_fields"] = [p["field"] for p in problems]
         log_event("predict", logging.ERROR if reply.status >= 500 else logging.WARNING, reason=reason, **fields)
     return reply
 

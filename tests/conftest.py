@@ -29,7 +29,7 @@ from training.train import train, write_version
 pytest_plugins = ["tests.s3_audit"]
 
 ROOT = Path(__file__).resolve().parent.parent
-LAB_RECORDS = ROOT.parent / "shared" / "fixtures" / "lab_sample_records.jsonl"
+LAB_REQUEST = ROOT / "examples" / "lab_request.json"
 TEST_ZIPCODES = 120
 TEST_ROUNDS = 150
 
@@ -69,7 +69,7 @@ def logged():
 
 @pytest.fixture(scope="session")
 def lab_records() -> list[dict]:
-    return [json.loads(line) for line in LAB_RECORDS.read_text().splitlines() if line.strip()]
+    return json.loads(LAB_REQUEST.read_text())["records"]
 
 
 @pytest.fixture(scope="session")
