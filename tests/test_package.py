@@ -76,6 +76,8 @@ def test_two_functions_sized_and_layered_as_configured(terraform: dict[str, Any]
         assert function["environment"]["variables"] == ENV
         assert function["tags"]["project"] == "house-prices"
         assert function["tags"]["stage"] == STAGE
+        # X-Ray active tracing (`"xray": true` in the stage); its role may send the traces.
+        assert function["tracing_config"] == {"mode": "Active"}
     assert functions["api_handler"]["handler"] == "app.app"
     assert functions["score_uploaded_csv"]["handler"] == "app.score_uploaded_csv"
     assert (functions["api_handler"]["memory_size"], functions["api_handler"]["timeout"]) == (512, 10)
