@@ -10,6 +10,7 @@ from chalice import Chalice, CORSConfig, Response
 
 from chalicelib import api, batch
 from chalicelib.openapi import openapi_document
+from chalicelib.page import web_page
 from chalicelib.predictor import LazyPredictor
 
 app = Chalice(app_name="house-prices")
@@ -33,6 +34,13 @@ def health() -> dict:
 @app.route("/openapi.json", methods=["GET"], cors=cors)
 def openapi() -> dict:
     return openapi_document()
+
+
+@app.route("/", methods=["GET"])
+def page() -> Response:
+    """A form for people who do not write code; it calls this API, or the one `?api=` names."""
+    served = web_page()
+    return Response(served.html, headers=served.headers)
 
 
 @app.on_s3_event(

@@ -140,5 +140,6 @@ def test_function_zip_is_small_and_holds_only_the_app(package: Path) -> None:
         names = zf.namelist()
     assert "app.py" in names
     assert "chalicelib/predictor.py" in names
+    assert {"chalicelib/web/index.html", "chalicelib/web/app.js", "chalicelib/web/style.css"} <= set(names)
     top_level = {name.split("/")[0] for name in names}
     assert top_level <= {"app.py", "chalice", "chalicelib"}, top_level
