@@ -6,7 +6,7 @@ PORT ?= 8000
 ARCH ?= x86_64
 
 .PHONY: install train run test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
-	publish-layers package deploy bench examples
+	publish-layers package deploy bench examples postman
 
 install: $(VENV)/.installed
 
@@ -91,3 +91,9 @@ bench: install
 # Rewrites examples/bad_record.400.json from the code as it is (after a deliberate change of wording).
 examples: install artifacts/LATEST
 	$(PY) -m examples.regenerate
+
+# Runs the Postman collection against a running `make run` (or BASE_URL=...) with newman from npm.
+postman:
+	npm ci --no-audit --no-fund
+	node_modules/.bin/newman run postman/house-prices.postman_collection.json \
+		-e postman/local.postman_environment.json --env-var baseUrl=$(or $(BASE_URL),http://localhost:$(PORT))
