@@ -34,6 +34,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(ROOT / "app.py", project)
     shutil.copy(ROOT / "requirements.txt", project)
     shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "vendor", project / "vendor")
     (project / ".chalice").mkdir()
     for path in [ROOT / ".chalice" / "config.json", *(ROOT / ".chalice").glob("policy-*.json")]:
         shutil.copy(path, project / ".chalice")
@@ -142,4 +143,5 @@ def test_function_zip_is_small_and_holds_only_the_app(package: Path) -> None:
     assert "chalicelib/predictor.py" in names
     assert {"chalicelib/web/index.html", "chalicelib/web/app.js", "chalicelib/web/style.css"} <= set(names)
     top_level = {name.split("/")[0] for name in names}
-    assert top_level <= {"app.py", "chalice", "chalicelib"}, top_level
+    # Chalice copies vendor/ into the zip's root; it holds only its README (see vendor/README.md).
+    assert top_level <= {"app.py", "chalice", "chalicelib", "README.md"}, top_level
