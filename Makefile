@@ -6,7 +6,7 @@ PORT ?= 8000
 ARCH ?= x86_64
 
 .PHONY: install train run test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
-	publish-layers package deploy bench examples postman
+	publish-layers package deploy bench examples postman screenshot
 
 install: $(VENV)/.installed
 
@@ -97,3 +97,7 @@ postman:
 	npm ci --no-audit --no-fund
 	node_modules/.bin/newman run postman/house-prices.postman_collection.json \
 		-e postman/local.postman_environment.json --env-var baseUrl=$(or $(BASE_URL),http://localhost:$(PORT))
+
+# docs/page.png for the README: the web page in Chromium after one estimate.
+screenshot: install artifacts/LATEST
+	$(PY) -m docs.screenshot
