@@ -96,7 +96,7 @@ examples: install artifacts/LATEST
 postman:
 	npm ci --no-audit --no-fund
 	node_modules/.bin/newman run postman/house-prices.postman_collection.json \
-		-e postman/local.postman_environment.json --env-var baseUrl=$(or $(BASE_URL),http://localhost:$(PORT))
+		-e postman/local.postman_environment.json --env-var baseUrl=$(or $(BASE_URL),http://127.0.0.1:$(PORT))
 
 # docs/page.png for the README: the web page in Chromium after one estimate.
 screenshot: install artifacts/LATEST
