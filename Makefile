@@ -22,8 +22,11 @@ train: install
 artifacts/LATEST:
 	$(MAKE) train
 
+# --no-autoreload: Chalice's reloader polls every file under the project (.venv included) and
+# restarts the server on any write there, so `make batch` or `make postman` in another shell
+# would cut it off mid-request.
 run: install artifacts/LATEST
-	$(VENV)/bin/chalice local --stage local --port $(PORT)
+	$(VENV)/bin/chalice local --stage local --no-autoreload --port $(PORT)
 
 test: install
 	$(PY) -m pytest -q

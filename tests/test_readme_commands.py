@@ -77,7 +77,7 @@ def run(clone: Path, command: str, port: int | None = None, timeout: float = 600
     done = subprocess.run(
         ["bash", "-c", command], cwd=clone, capture_output=True, text=True, timeout=timeout, check=False
     )
-    assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, f"{command}\n{done.stdout[-8000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
 
