@@ -6,7 +6,7 @@ PORT ?= 8000
 ARCH ?= x86_64
 
 .PHONY: install train run test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
-	publish-layers package deploy bench tune report mlflow-ui
+	publish-layers package deploy bench tune report mlflow-ui examples postman screenshot
 
 install: $(VENV)/.installed
 
@@ -42,8 +42,11 @@ mlflow-ui: .venv-mlflow/.installed
 artifacts/LATEST:
 	$(MAKE) train
 
+# --no-autoreload: Chalice's reloader polls every file under the project (.venv included) and
+# restarts the server on any write there, so `make batch` or `make postman` in another shell
+# would cut it off mid-request.
 run: install artifacts/LATEST
-	$(VENV)/bin/chalice local --stage local --port $(PORT)
+	$(VENV)/bin/chalice local --stage local --no-autoreload --port $(PORT)
 
 test: install
 	$(PY) -m pytest -q
@@ -116,3 +119,17 @@ deploy: install
 # Prints the performance table and writes bench/results/latest.json; `make bench ARGS=--quick` for a smoke run.
 bench: install
 	$(PY) -m bench $(ARGS)
+
+# Rewrites examples/bad_record.400.json from the code as it is (after a deliberate change of wording).
+examples: install artifacts/LATEST
+	$(PY) -m examples.regenerate
+
+# Runs the Postman collection against a running `make run` (or BASE_URL=...) with newman from npm.
+postman:
+	npm ci --no-audit --no-fund
+	node_modules/.bin/newman run postman/house-prices.postman_collection.json \
+		-e postman/local.postman_environment.json --env-var baseUrl=$(or $(BASE_URL),http://127.0.0.1:$(PORT))
+
+# docs/page.png for the README: the web page in Chromium after one estimate.
+screenshot: install artifacts/LATEST
+	$(PY) -m docs.screenshot

@@ -14,6 +14,7 @@ from chalicelib import api
 from chalicelib.batch.settings import BatchSettings
 from chalicelib.envelope import ApiApp, S3Notification
 from chalicelib.openapi import openapi_document
+from chalicelib.page import web_page
 from chalicelib.predictor import LazyPredictor
 
 app = ApiApp(app_name="house-prices")
@@ -44,6 +45,13 @@ def health() -> dict:
 @app.route("/openapi.json", methods=["GET"], cors=cors)
 def openapi() -> dict:
     return openapi_document()
+
+
+@app.route("/", methods=["GET"])
+def page() -> Response:
+    """A form for people who do not write code; it calls this API, or the one `?api=` names."""
+    served = web_page()
+    return Response(served.html, headers=served.headers)
 
 
 @app.on_s3_event(

@@ -1,5 +1,7 @@
 """Structured logs: one JSON object per line, so CloudWatch Logs Insights can query fields.
 
+Lines about requests, files and model loads also carry CloudWatch metrics (chalicelib.metrics).
+
 Only facts about the work are logged (ids, counts, timings, outcomes, reasons), never
 request bodies or CSV contents: those may hold personal data.
 """
@@ -11,6 +13,8 @@ import logging
 import sys
 from typing import Any
 
+from chalicelib.metrics import with_metrics
+
 logger = logging.getLogger("house_prices")
 if not logger.handlers:
     _handler = logging.StreamHandler(sys.stdout)
@@ -21,7 +25,8 @@ if not logger.handlers:
 
 
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log `event` with its fields as one JSON line."""
+    """Log `event` with its fields as one JSON line (and a line per field a rejected request named)."""
     if logger.isEnabledFor(level):
         record = {"event": event, "level": logging.getLevelName(level), **fields}
-        logger.log(level, json.dumps(record, default=str, separators=(",", ":")))
+        for line in with_metrics(record):
+            logger.log(level, json.dumps(line, default=str, separators=(",", ":")))

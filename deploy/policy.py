@@ -40,6 +40,9 @@ READ = ["s3:GetObject"]  # also what HeadObject needs
 # or error report) of an earlier upload of the same key.
 WRITE = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"]
 LOGS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+# What Lambda's active tracing needs (`"xray": true` in a stage). X-Ray has no resource-level
+# permissions for these two actions, so this is the one statement whose resource is "*".
+TRACES = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,8 @@ def statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, A
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
 
 
-def function_policy(deployment: Deployment, function: str) -> dict[str, Any]:
-    """The policy of one function's role."""
+def function_policy(deployment: Deployment, function: str, tracing: bool = False) -> dict[str, Any]:
+    """The policy of one function's role; `tracing` when the stage turns on X-Ray."""
     log_group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{deployment.function_name(function)}"
     statements = [
         statement("ReadModelArtifacts", READ, [objects(deployment.artifacts_bucket, deployment.artifacts_prefix)]),
@@ -114,6 +117,8 @@ def function_policy(deployment: Deployment, function: str) -> dict[str, Any]:
     elif function != API_FUNCTION:
         raise ValueError(f"no policy for function {function!r}; known: {', '.join(FUNCTIONS)}")
     statements.append(statement("WriteOwnLogs", LOGS, [log_group, f"{log_group}:*"]))
+    if tracing:
+        statements.append(statement("WriteTraces", TRACES, ["*"]))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -139,6 +144,11 @@ def stage_deployment(config: Mapping[str, Any], stage: str) -> Deployment:
     return Deployment.from_env(stage_env(config, stage), config["app_name"], stage)
 
 
+def xray_enabled(config: Mapping[str, Any], stage: str) -> bool:
+    """Chalice's `xray` setting for a stage: the stage's own, else the top level's."""
+    return bool(config["stages"][stage].get("xray", config.get("xray", False)))
+
+
 def lambda_stages(config: Mapping[str, Any]) -> list[str]:
     """Stages that run on Lambda: their model comes from S3 (the local stage reads a folder)."""
     return [s for s in config["stages"] if stage_env(config, s).get("ARTIFACTS_URI", "").startswith("s3://")]
@@ -152,7 +162,8 @@ def policy_file_name(stage: str, function: str) -> str:
 def stage_policy_files(config: Mapping[str, Any], stage: str) -> dict[str, str]:
     """File name -> file text for every function of a stage."""
     deployment = stage_deployment(config, stage)
-    return {policy_file_name(stage, fn): render(function_policy(deployment, fn)) for fn in FUNCTIONS}
+    tracing = xray_enabled(config, stage)
+    return {policy_file_name(stage, fn): render(function_policy(deployment, fn, tracing)) for fn in FUNCTIONS}
 
 
 def render(policy: Mapping[str, Any]) -> str:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -103,13 +104,19 @@ def bucket(s3) -> str:
     return name
 
 
-@pytest.fixture(scope="session")
-def server(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`chalice local` on a free port, serving a copy of the project with the test artifacts."""
-    project = tmp_path_factory.mktemp("project")
+@contextmanager
+def serve_project(project: Path, artifacts_dir: Path, **environment: str) -> Iterator[str]:
+    """`chalice local` on a free port, serving a copy of the project in `project` with these artifacts.
+
+    `environment` overrides the local stage's environment variables (CORS_ALLOW_ORIGIN, ...).
+    """
     shutil.copy(ROOT / "app.py", project / "app.py")
     shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / ".chalice", project / ".chalice", ignore=shutil.ignore_patterns("deployments"))
+    if environment:
+        config = json.loads((project / ".chalice" / "config.json").read_text())
+        config["stages"]["local"]["environment_variables"] |= environment
+        (project / ".chalice" / "config.json").write_text(json.dumps(config))
     (project / "artifacts").symlink_to(artifacts_dir)
     port = free_port()
     chalice = Path(sys.executable).with_name("chalice")
@@ -126,3 +133,10 @@ def server(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`chalice local` on a free port, serving a copy of the project with the test artifacts."""
+    with serve_project(tmp_path_factory.mktemp("project"), artifacts_dir) as url:
+        yield url

@@ -37,6 +37,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(ROOT / "requirements.txt", project)
     shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "testkit", project / "testkit", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "vendor", project / "vendor")
     (project / ".chalice").mkdir()
     for path in [ROOT / ".chalice" / "config.json", *(ROOT / ".chalice").glob("policy-*.json")]:
         shutil.copy(path, project / ".chalice")
@@ -77,6 +78,8 @@ def test_two_functions_sized_and_layered_as_configured(terraform: dict[str, Any]
         assert function["environment"]["variables"] == ENV
         assert function["tags"]["project"] == "house-prices"
         assert function["tags"]["stage"] == STAGE
+        # X-Ray active tracing (`"xray": true` in the stage); its role may send the traces.
+        assert function["tracing_config"] == {"mode": "Active"}
     assert functions["api_handler"]["handler"] == "app.app"
     assert functions["score_uploaded_csv"]["handler"] == "app.score_uploaded_csv"
     assert (functions["api_handler"]["memory_size"], functions["api_handler"]["timeout"]) == (512, 10)
@@ -144,8 +147,10 @@ def test_function_zip_is_small_and_holds_only_the_app(package: Path) -> None:
         names = zf.namelist()
     assert "app.py" in names
     assert "chalicelib/predictor.py" in names
+    assert {"chalicelib/web/index.html", "chalicelib/web/app.js", "chalicelib/web/style.css"} <= set(names)
     top_level = {name.split("/")[0] for name in names}
-    assert top_level <= {"app.py", "__pycache__", "chalice", "chalicelib"}, top_level  # never testkit/
+    # Chalice copies vendor/ into the zip's root; it holds only its README (see vendor/README.md).
+    assert top_level <= {"app.py", "__pycache__", "chalice", "chalicelib", "README.md"}, top_level  # never testkit/
 
 
 def test_function_zip_carries_312_bytecode_for_every_module(package: Path) -> None:

@@ -56,7 +56,8 @@ def test_config_gives_each_function_its_generated_policy(stage: str) -> None:
 
 
 def resources(doc: dict[str, Any]) -> list[str]:
-    return [r for stmt in doc["Statement"] for r in policy.as_list(stmt["Resource"])]
+    """Every resource granted, except X-Ray's, which has no resource-level permissions."""
+    return [r for stmt in doc["Statement"] if stmt["Sid"] != "WriteTraces" for r in policy.as_list(stmt["Resource"])]
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -67,11 +68,22 @@ def test_every_resource_is_the_stages_own(stage: str, function: str) -> None:
         f"arn:aws:s3:::house-prices-{stage}-",
         f"arn:aws:logs:*:*:log-group:/aws/lambda/{deployment.function_name(function)}",
     )
-    for resource in resources(policy.function_policy(deployment, function)):
+    doc = policy.function_policy(deployment, function, tracing=policy.xray_enabled(CONFIG, stage))
+    for resource in resources(doc):
         assert resource.startswith(own)
         # The only wildcard is a trailing one; the logs ARN's region and account are "*".
         assert "*" not in resource.removeprefix("arn:aws:logs:*:*:").rstrip("*")
         assert "?" not in resource
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_tracing_stages_may_send_traces_and_nothing_more_on_star(stage: str) -> None:
+    assert policy.xray_enabled(CONFIG, stage)
+    for name, text in policy.stage_policy_files(CONFIG, stage).items():
+        (traces,) = [s for s in json.loads(text)["Statement"] if "*" in policy.as_list(s["Resource"])]
+        assert (traces["Sid"], traces["Action"]) == ("WriteTraces", policy.TRACES), name
+    untraced = policy.function_policy(policy.stage_deployment(CONFIG, stage), API_FUNCTION)
+    assert all(s["Sid"] != "WriteTraces" for s in untraced["Statement"])
 
 
 ACTIONS = [

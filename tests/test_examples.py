@@ -1,0 +1,57 @@
+"""The request bodies in examples/ get the answers the README promises, through the app's route.
+
+bad_record.400.json is compared whole: when validation's wording changes on purpose,
+`make examples` rewrites it and the change shows in review.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from chalice.test import Client
+
+import app as app_module
+from chalicelib.predictor import LazyPredictor
+from tests.conftest import ROOT, local_project
+
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def client(monkeypatch, artifacts_dir: Path, tmp_path: Path):
+    monkeypatch.setattr(app_module, "model", LazyPredictor.from_environment())
+    project = local_project(tmp_path, ARTIFACTS_URI=str(artifacts_dir))
+    with Client(app_module.app, stage_name="local", project_dir=str(project)) as c:
+        yield c
+
+
+def post_example(client: Client, name: str) -> tuple[int, dict]:
+    response = client.http.post(
+        "/predict_price", headers={"Content-Type": "application/json"}, body=(EXAMPLES / name).read_bytes()
+    )
+    return response.status_code, json.loads(response.body)
+
+
+def test_lab_request_gets_five_predictions_and_their_actuals(client: Client) -> None:
+    status, body = post_example(client, "lab_request.json")
+    assert status == 200, body
+    assert body["count"] == 5 and len(body["actuals"]) == 5
+    assert all(math.isfinite(p) and p > 0 for p in body["predictions"])
+
+
+def test_raw_record_is_priced_with_its_location_looked_up(client: Client) -> None:
+    status, body = post_example(client, "raw_record.json")
+    assert status == 200, body
+    assert body["count"] == 1 and body["predictions"][0] > 0
+    # The record leaves out lat/lng: its city is one the synthetic model knows.
+    assert {w["field"] for w in body["warnings"]} == {"lat", "lng"}
+
+
+def test_bad_record_gets_the_committed_400(client: Client) -> None:
+    status, body = post_example(client, "bad_record.json")
+    expected = json.loads((EXAMPLES / "bad_record.400.json").read_text())
+    assert status == 400
+    assert body == expected, "validation's answer changed: if on purpose, run `make examples` and commit the diff"
