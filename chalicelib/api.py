@@ -106,12 +106,12 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
     features: list[list[float]] = [[] for _ in records]
     for indices, columns in split.groups:
         checked = check(columns, predictor.encoders, predictor.domain, LIST_OPS)
-        problems.extend(Problem(indices[p.record], p.field, p.message) for p in checked.problems)
-        warnings.extend(Problem(indices[w.record], w.field, w.message) for w in checked.warnings)
+        problems.extend(p.moved(indices[p.record]) for p in checked.problems)
+        warnings.extend(w.moved(indices[w.record]) for w in checked.warnings)
         for row, values in zip(checked.rows, checked.matrix, strict=True):
             features[indices[row]] = values
-    problems.sort(key=Problem.sort_key)
-    warnings.sort(key=Problem.sort_key)
+    problems.sort()
+    warnings.sort()
     if problems:
         body = {"error": "invalid records"} | _listed("problems", problems) | _listed("warnings", warnings)
         return Reply(400, body, len(records), predictor.version, [p.field for p in problems[:MAX_LISTED]])

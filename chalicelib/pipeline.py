@@ -18,7 +18,7 @@ Rows with an error get no features; every other row does. Nothing is filled in s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -50,18 +50,26 @@ _MISSING_IDENTIFIER = (
 class Problem(NamedTuple):
     """What is wrong (or, as a warning, doubtful) with one field of one record.
 
-    A named tuple, not a dataclass: a CSV block may hold tens of thousands of warnings.
+    A named tuple ordered by record, then by the field's place in FIELD_ORDER, so a plain
+    `sorted` lists a reply's problems record by record, identifiers first, in C: a CSV block
+    may hold tens of thousands of warnings. Make one with `Problem.of`.
     """
 
     record: int
+    order: int
     field: str
     message: str
 
+    @classmethod
+    def of(cls, record: int, field: str, message: str) -> Problem:
+        return cls(record, FIELD_ORDER.get(field, len(FIELD_ORDER)), field, message)
+
+    def moved(self, record: int) -> Problem:
+        """The same problem for another record index (a group's row -> the request's record)."""
+        return self._replace(record=record)
+
     def to_dict(self) -> dict[str, Any]:
         return {"record": self.record, "field": self.field, "message": self.message}
-
-    def sort_key(self) -> tuple[int, int, str]:
-        return self.record, FIELD_ORDER.get(self.field, len(FIELD_ORDER)), self.field
 
 
 @dataclass
@@ -190,13 +198,17 @@ def _raw_features(
     for index, spec in enumerate(LOCATION):
         looked_up = ops.column([(located.get(k) or (NAN, NAN))[index] if k is not None else NAN for k in keys])
         filled[spec.name] = ops.fill_absent(numbers[spec.name], looked_up)
-        said: dict[Any, tuple[bool, str]] = {}  # per city as written: a block repeats a few hundred
+        by_city: dict[tuple[type, Any], list[int]] = {}  # a block repeats a few hundred cities
         for row in columns.absent.get(spec.name, ()):
             city = city_texts[row]
-            if (city.__class__, city) not in said:
-                said[city.__class__, city] = _location_message(city, located.get(keys[row]) is not None, keys[row])
-            is_warning, message = said[city.__class__, city]
-            (found.warning if is_warning else found.problem)(row, spec.name, message)
+            by_city.setdefault((city.__class__, city), []).append(row)
+        for (_, city), rows in by_city.items():
+            key = keys[rows[0]]
+            is_warning, message = _location_message(city, located.get(key) is not None, key)
+            if is_warning:
+                found.warn_rows(rows, spec.name, message)
+            else:
+                found.problems.extend(Problem.of(row, spec.name, message) for row in rows)
 
     zipcode_freq = ops.column(encoders.zipcode.transform([z for z, _ in zipcodes]))
     city_encoded = ops.column(encoders.city.transform(keys))
@@ -247,10 +259,15 @@ class _Found:
         self.warnings: list[Problem] = []
 
     def problem(self, row: int, name: str, message: str) -> None:
-        self.problems.append(Problem(row, name, message))
+        self.problems.append(Problem.of(row, name, message))
 
     def warning(self, row: int, name: str, message: str) -> None:
-        self.warnings.append(Problem(row, name, message))
+        self.warnings.append(Problem.of(row, name, message))
+
+    def warn_rows(self, rows: Iterable[int], name: str, message: str) -> None:
+        """The same warning for many rows at once: what a CSV block mostly has."""
+        order = FIELD_ORDER.get(name, len(FIELD_ORDER))
+        self.warnings.extend(Problem(row, order, name, message) for row in rows)
 
     def missing(self, name: str, reason: str) -> None:
         for row in self.columns.absent.get(name, ()):
@@ -327,22 +344,25 @@ class _Found:
         first, last = domain.period
         dated = self.columns.texts.get("date") or [None] * self.n
         year_months = ops.year_months(years, months)
-        said: dict[int, str] = {}  # per month: a block holds a few dozen
+        by_month: dict[tuple[str, int], list[int]] = {}  # a block holds a few dozen months
         for row in ops.rows_outside(year_months, first, last):
-            when = int(ops.value(year_months, row))
-            if when not in said:
-                said[when] = (
-                    f"{_month_text(when)} is outside the training period {_month_text(first)} to "
-                    f"{_month_text(last)}: the model extrapolates in time"
-                )
-            self.warning(row, "date" if dated[row] is not None else "year", said[when])
+            key = ("date" if dated[row] is not None else "year", int(ops.value(year_months, row)))
+            by_month.setdefault(key, []).append(row)
+        for (name, when), rows in by_month.items():
+            message = (
+                f"{_month_text(when)} is outside the training period {_month_text(first)} to "
+                f"{_month_text(last)}: the model extrapolates in time"
+            )
+            self.warn_rows(rows, name, message)
 
     def result(self, features: list[Column]) -> Checked:
         flagged = {(p.record, p.field) for p in self.problems}
-        warnings = sorted((w for w in self.warnings if (w.record, w.field) not in flagged), key=Problem.sort_key)
+        warnings = (
+            sorted(w for w in self.warnings if (w.record, w.field) not in flagged) if flagged else sorted(self.warnings)
+        )
         bad = {p.record for p in self.problems}
         rows = [row for row in range(self.n) if row not in bad]
-        return Checked(rows, self.ops.matrix(features, rows), sorted(self.problems, key=Problem.sort_key), warnings)
+        return Checked(rows, self.ops.matrix(features, rows), sorted(self.problems), warnings)
 
 
 def _location_message(city: Any, known: bool, key: str | None) -> tuple[bool, str]:

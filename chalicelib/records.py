@@ -89,16 +89,16 @@ def to_columns(records: Sequence[Any]) -> Groups:
     kinds: dict[bool, list[int]] = {True: [], False: []}
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            problems.append(Problem(index, "", f"a record must be a JSON object, got {json_type(record)}"))
+            problems.append(Problem.of(index, "", f"a record must be a JSON object, got {json_type(record)}"))
             continue
         kinds["zipcode_freq" in record or "city_encoded" in record].append(index)
-        warnings.extend(Problem(index, k[:100], "unknown field, ignored") for k in record if k not in KNOWN_KEYS)
+        warnings.extend(Problem.of(index, k[:100], "unknown field, ignored") for k in record if k not in KNOWN_KEYS)
         if TARGET in record:
             price, reason = _number(record[TARGET])
             if reason is None and price < 0:
                 reason = f"must not be negative, got {price:g}"
             if reason or math.isnan(price):
-                problems.append(Problem(index, TARGET, reason or "missing"))
+                problems.append(Problem.of(index, TARGET, reason or "missing"))
             actuals.append(price)
     groups = [
         (indices, _columns([records[i] for i in indices], encoded)) for encoded, indices in kinds.items() if indices
@@ -124,7 +124,7 @@ def _columns(records: list[dict[str, Any]], encoded: bool) -> Columns:
                 number, reason = _number(value)
                 column.append(number)
                 if reason:
-                    unreadable.append(Problem(row, name, reason))
+                    unreadable.append(Problem.of(row, name, reason))
         numbers[name] = column
         absent[name] = missing
     texts = {name: [r.get(name) for r in records] for name in IDENTIFIERS}

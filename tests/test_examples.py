@@ -46,8 +46,11 @@ def test_raw_record_is_priced_with_its_location_looked_up(client: Client) -> Non
     status, body = post_example(client, "raw_record.json")
     assert status == 200, body
     assert body["count"] == 1 and body["predictions"][0] > 0
-    # The record leaves out lat/lng: its city is one the synthetic model knows.
-    assert {w["field"] for w in body["warnings"]} == {"lat", "lng"}
+    # The record leaves out lat/lng: its city is one the synthetic model knows, so they are looked up.
+    found = {w["field"]: w["message"] for w in body["warnings"]}
+    assert found["lat"] == found["lng"] == "not given; taken from city_full 'Ashfield, FL'"
+    # The small test model has not seen this zipcode, and 2021 is after its training period: both said.
+    assert "scored as unseen" in found["zipcode"] and "outside the training period" in found["date"]
 
 
 def test_bad_record_gets_the_committed_400(client: Client) -> None:

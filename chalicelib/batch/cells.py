@@ -99,9 +99,10 @@ class Block:
 def read_block(records: list[bytes], layout: Layout) -> Block:
     """The block's columns; raises BatchFileError only for a block that is not UTF-8 text."""
     n = len(records)
-    if any(r.endswith(b"\r") for r in records):
-        records = [r.removesuffix(b"\r") for r in records]
     data = b"\n".join([*records, b""])
+    if b"\r" in data:  # CRLF line ends, maybe: one scan of the block, not a test per record
+        records = [r.removesuffix(b"\r") for r in records]
+        data = b"\n".join([*records, b""])
     if not data.isascii():
         try:
             data.decode("utf-8")
@@ -209,7 +210,7 @@ def _columns(frame: pd.DataFrame, n: int, layout: Layout) -> Columns:
         numbers[name] = values
         absent[name] = np.flatnonzero(empty).tolist()
         for row in np.flatnonzero(np.isnan(values) & ~empty).tolist():
-            unreadable.append(Problem(row, name, number_problem(str(text.iat[row]))))
+            unreadable.append(Problem.of(row, name, number_problem(str(text.iat[row]))))
     texts = {
         name: [t if t.strip() else None for t in frame[layout.positions[name]].fillna("").astype(str).tolist()]
         for name in IDENTIFIERS

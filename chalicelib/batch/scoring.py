@@ -19,6 +19,7 @@ import numpy as np
 from chalicelib.batch.cells import CONTRIBUTION_COLUMNS, Layout, read_block
 from chalicelib.batch.framing import BatchFileError, Readable, record_blocks
 from chalicelib.columns_numpy import NumpyOps
+from chalicelib.intervals import Intervals
 from chalicelib.pipeline import Problem, check
 from chalicelib.predictor import Predictor
 
@@ -47,25 +48,31 @@ class _CheckedBlock:
     warnings: dict[int, str]
     clean_rows: list[int]
 
-    def output(self, scored: _Scored, predictor: Predictor) -> bytes:
+    def output(self, scored: _Scored) -> bytes:
         """The block's output lines: each record, then its prediction, interval, errors and warnings
         (and its contributions when asked for)."""
         n = len(self.records)
         values = [b",,"] * n
-        intervals = predictor.intervals
-        for row, value in zip(self.clean_rows, scored.predictions.tolist(), strict=True):
-            # %a of a float is its repr, as bytes without an encode: the shortest text that reads back the same.
-            bounds = b",%a,%a" % intervals.interval(value) if intervals is not None else b",,"
-            values[row] = b"%a" % value + bounds
+        if scored.lower is None:
+            for row, value in zip(self.clean_rows, scored.predictions.tolist(), strict=True):
+                values[row] = b"%a,," % value  # %a of a float is its repr: the shortest text that reads back the same
+        else:
+            bounds = zip(scored.predictions.tolist(), scored.lower.tolist(), scored.upper.tolist(), strict=True)
+            for row, (value, low, high) in zip(self.clean_rows, bounds, strict=True):
+                values[row] = b"%a,%a,%a" % (value, low, high)
         blank = b"," * len(CONTRIBUTION_COLUMNS) if scored.contributions is not None else b""
         contributions = [blank] * n
         if scored.contributions is not None:
             for row, row_values in zip(self.clean_rows, scored.contributions.tolist(), strict=True):
                 contributions[row] = b"".join(b",%a" % v for v in row_values)
         suffixes = [b",%s,,%s\n" % (v, c) for v, c in zip(values, contributions, strict=True)]
+        quoted: dict[str, bytes] = {"": b""}  # rows repeat the same few messages
         for row in self.errors.keys() | self.warnings.keys():
-            error, warning = _quoted(self.errors.get(row, "")), _quoted(self.warnings.get(row, ""))
-            suffixes[row] = b",%s,%s,%s%s\n" % (values[row], error, warning, contributions[row])
+            error, warning = self.errors.get(row, ""), self.warnings.get(row, "")
+            for text in (error, warning):
+                if text not in quoted:
+                    quoted[text] = _quoted(text)
+            suffixes[row] = b",%s,%s,%s%s\n" % (values[row], quoted[error], quoted[warning], contributions[row])
         parts: list[bytes] = [b""] * (2 * n)
         parts[0::2] = self.records
         parts[1::2] = suffixes
@@ -75,6 +82,8 @@ class _CheckedBlock:
 @dataclass(frozen=True)
 class _Scored:
     predictions: np.ndarray
+    lower: np.ndarray | None  # the interval at the model's default level, when it has intervals
+    upper: np.ndarray | None
     contributions: np.ndarray | None  # rows x (39 + 1), when the file asked for explanations
 
 
@@ -82,11 +91,25 @@ def _quoted(text: str) -> bytes:
     return f'"{text.replace(chr(34), chr(34) * 2)}"'.encode() if text else b""
 
 
+def _bounds(intervals: Intervals, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`Intervals.interval` of every prediction at the default level, vectorised: the same float
+    operations in the same order, so the same bits (tests/test_batch.py checks it row by row)."""
+    level = intervals.levels[intervals.default_level]
+    band = np.searchsorted(np.asarray(intervals.band_edges, dtype=np.float64), predictions, side="right")
+    low = predictions * (1.0 + np.asarray(level.lower)[band])
+    high = predictions * (1.0 + np.asarray(level.upper)[band])
+    return np.minimum(low, high), np.maximum(low, high)
+
+
 def _by_row(problems: list[Problem]) -> dict[int, str]:
-    """`field: reason; field: reason` per row, in the pipeline's order."""
+    """`field: reason; field: reason` per row, in the pipeline's order (rows repeat a few messages)."""
+    texts: dict[tuple[str, str], str] = {}
     grouped: dict[int, list[str]] = {}
     for p in problems:
-        grouped.setdefault(p.record, []).append(f"{p.field}: {p.message}")
+        text = texts.get((p.field, p.message))
+        if text is None:
+            text = texts[p.field, p.message] = f"{p.field}: {p.message}"
+        grouped.setdefault(p.record, []).append(text)
     return {row: "; ".join(messages) for row, messages in grouped.items()}
 
 
@@ -107,10 +130,12 @@ def _predict(predictor: Predictor, features: np.ndarray, explain: bool) -> _Scor
     rows = len(features)
     features = np.ascontiguousarray(features, dtype=np.float64)
     predictions = np.frombuffer(predictor.predict_matrix(features, rows), dtype=np.float64)
-    if not explain:
-        return _Scored(predictions, None)
-    contributions = np.frombuffer(predictor.contributions_matrix(features, rows), dtype=np.float64)
-    return _Scored(predictions, contributions.reshape(rows, len(CONTRIBUTION_COLUMNS)))
+    lower, upper = _bounds(predictor.intervals, predictions) if predictor.intervals is not None else (None, None)
+    contributions = None
+    if explain:
+        contributions = np.frombuffer(predictor.contributions_matrix(features, rows), dtype=np.float64)
+        contributions = contributions.reshape(rows, len(CONTRIBUTION_COLUMNS))
+    return _Scored(predictions, lower, upper, contributions)
 
 
 def score_csv_stream(
@@ -143,12 +168,12 @@ def score_csv_stream(
             submitted = (block, predicts.submit(_predict, predictor, features, explain))
             del features  # held by the pool only until predicted, not while the next block is checked
             if predicting is not None:
-                write(predicting[0].output(predicting[1].result(), predictor))
+                write(predicting[0].output(predicting[1].result()))
             predicting = submitted
             rows += len(block.records)
             rows_with_errors += len(block.errors)
         if predicting is not None:
-            write(predicting[0].output(predicting[1].result(), predictor))
+            write(predicting[0].output(predicting[1].result()))
     if layout is None:
         raise BatchFileError("the file is empty: expected a header row and data rows")
     return BatchSummary(rows, rows_with_errors, predictor.version)
