@@ -201,9 +201,10 @@ def _raw_features(
         by_city: dict[tuple[type, Any], list[int]] = {}  # a block repeats a few hundred cities
         for row in columns.absent.get(spec.name, ()):
             city = city_texts[row]
-            by_city.setdefault((city.__class__, city), []).append(row)
-        for (_, city), rows in by_city.items():
-            key = keys[rows[0]]
+            # A JSON object or array as a city is an error of its own; it is grouped alone.
+            by_city.setdefault((city.__class__, city if isinstance(city, str | None) else row), []).append(row)
+        for rows in by_city.values():
+            city, key = city_texts[rows[0]], keys[rows[0]]
             is_warning, message = _location_message(city, located.get(key) is not None, key)
             if is_warning:
                 found.warn_rows(rows, spec.name, message)

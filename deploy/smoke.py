@@ -7,7 +7,7 @@ runtime's boto3 & co.), then runs a bare `python3.12 -I -S` with Lambda's enviro
 and sys.path only. No venv site-packages are visible to it.
 
 Usage: python -m deploy.smoke [--layers build/layers] [--app-dir .] [--function-zip ZIP]
-                              [--records FILE] [--artifacts DIR] [--require-app] [--require-lean]
+                              [--records FILE] [--artifacts DIR] [--require-app]
 
 The same file is also the child's entry point (`smoke.py --inner MODE ...`): it then
 imports only the standard library before it sets sys.path. The parent (a developer tool,
@@ -505,19 +505,6 @@ def resolve_function_zip(args: argparse.Namespace, work: Path) -> Path | None:
     return build_function_zip(Path(args.app_dir).resolve(), work / "function.zip")
 
 
-def api_sandbox_layers(require_lean: bool) -> list[str]:
-    """The API function's own layers; until it is lean, also the model layer.
-
-    Until chalicelib answers through the native binding (issue 10), app.py imports the
-    lightgbm package, which only the model layer has: without --require-lean the sandbox
-    gets it too, and the heavy-module check reports instead of failing.
-    """
-    from deploy.specs import FUNCTIONS
-
-    (api,) = (fn for fn in FUNCTIONS if fn.name == "api_handler")
-    return list(api.layers) if require_lean else [*api.layers, *(["model"] if "model" not in api.layers else [])]
-
-
 def api_function_facts(function_zip: Path, zips: dict[str, Path], api: dict[str, Any]) -> dict[str, Any]:
     """The deployed API function's unzipped size (function zip + its own layers) and what it loaded."""
     from deploy.layers import zip_unzipped_size
@@ -538,7 +525,7 @@ def api_function_facts(function_zip: Path, zips: dict[str, Path], api: dict[str,
 
 
 def lean_problems(facts: dict[str, Any]) -> list[str]:
-    """What keeps the API function from the issue-10 targets (enforced by --require-lean)."""
+    """What keeps the API function from the issue-10 targets (each one fails the smoke test)."""
     problems = []
     if facts["heavy_modules_loaded"]:
         problems.append(f"answering {facts['answered']} imported {facts['heavy_modules_loaded']}")
@@ -551,7 +538,7 @@ def lean_problems(facts: dict[str, Any]) -> list[str]:
 
 def smoke(args: argparse.Namespace) -> dict[str, Any]:
     """All smoke phases; raises SmokeFailure with a clear message on any failure."""
-    from deploy.specs import LAYERS
+    from deploy.specs import FUNCTIONS, LAYERS
 
     layers = Path(args.layers).resolve()
     zips = {spec.name: layers / spec.zip_name for spec in LAYERS}
@@ -595,7 +582,8 @@ def smoke(args: argparse.Namespace) -> dict[str, Any]:
                 raise SmokeFailure(f"artifacts folder {artifacts} missing (train a model first)")
         spec = app_spec(Path(args.records).resolve())
 
-        api_layers = api_sandbox_layers(args.require_lean)
+        (api_spec,) = (fn for fn in FUNCTIONS if fn.name == "api_handler")
+        api_layers = list(api_spec.layers)
         log(f"api_handler: function zip + {' + '.join(api_layers)} layers: /predict_price, /health, /openapi.json")
         sandbox = make_sandbox(work / "api", [zips[name] for name in api_layers], function_zip, runtime)
         env = lambda_env(sandbox, "api_handler", artifacts)
@@ -603,11 +591,10 @@ def smoke(args: argparse.Namespace) -> dict[str, Any]:
         report["api"]["layers"] = api_layers
         shutil.rmtree(sandbox)
         facts = api_function_facts(function_zip, zips, report["api"]) | {"answered": report["api"]["answered"]}
-        facts["lean_required"] = args.require_lean
         facts["lean_problems"] = lean_problems(facts)
         report["api_function"] = facts
-        if args.require_lean and facts["lean_problems"]:
-            raise SmokeFailure("--require-lean: " + "; ".join(facts["lean_problems"]))
+        if facts["lean_problems"]:
+            raise SmokeFailure("the API function is not lean: " + "; ".join(facts["lean_problems"]))
 
         log("score_uploaded_csv: function zip + model layer + pandas layer")
         sandbox = make_sandbox(work / "batch", [model_zip, zips["pandas"]], function_zip, runtime)
@@ -651,8 +638,7 @@ def print_report(report: dict[str, Any]) -> None:
         f"  API function unzipped {facts['unzipped_mib']:.1f} MiB ({parts}; budget {facts['budget_mib']:.0f}), "
         f"peak RSS {facts['peak_rss_mib']:.1f} MiB (lean target {facts['peak_rss_budget_mib']:.0f})"
     )
-    lean = "required" if facts["lean_required"] else "reported only"
-    print(f"  heavy modules loaded answering {facts['answered']}: {facts['heavy_modules_loaded']} ({lean})")
+    print(f"  heavy modules loaded answering {facts['answered']}: {facts['heavy_modules_loaded']} (required: none)")
     batch = report["batch"]
     print(
         f"score_uploaded_csv: import app {batch['import_app_s']:.3f} s, + chalicelib.batch "
@@ -679,12 +665,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--require-app",
         action="store_true",
         help="fail instead of skipping without app.py",
-    )
-    parser.add_argument(
-        "--require-lean",
-        action="store_true",
-        help="the API function on its own layers only; fail if answering imports numpy, scipy, narwhals, "
-        "pandas or lightgbm, or exceeds its RSS or size target",
     )
     parser.add_argument("--json", action="store_true", help="print the raw report as JSON")
     return parser.parse_args(argv)

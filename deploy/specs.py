@@ -130,6 +130,6 @@ FUNCTIONS = (
 )
 
 # The lean API (issue 10): what answering /predict_price, /health and /openapi.json may
-# not import, and its peak RSS. deploy.smoke enforces both with --require-lean.
+# not import, and its peak RSS. deploy.smoke enforces both.
 HEAVY_MODULES = ("numpy", "scipy", "narwhals", "pandas", "lightgbm")
 API_PEAK_RSS_BYTES = 40 * MIB

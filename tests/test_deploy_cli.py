@@ -37,11 +37,6 @@ def test_lean_check_names_each_miss() -> None:
     ]
 
 
-def test_only_a_lean_smoke_runs_the_api_on_its_own_layers_alone() -> None:
-    assert smoke.api_sandbox_layers(require_lean=True) == ["native"]
-    assert smoke.api_sandbox_layers(require_lean=False) == ["native", "model"]
-
-
 def test_smoke_cli_reports_a_failure_as_exit_code_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert smoke.main(["--layers", str(tmp_path)]) == 1
     err = capsys.readouterr().err

