@@ -23,16 +23,16 @@ class NumpyOps:
     def value(self, column: np.ndarray, row: int) -> float:
         return float(column[row])
 
-    def rows_nonfinite(self, column: np.ndarray) -> list[int]:
-        return np.flatnonzero(np.isinf(column)).tolist()
+    def rows_invalid(self, column: np.ndarray, low: float, high: float, integer: bool) -> list[int]:
+        with np.errstate(invalid="ignore"):
+            bad = (column < low) | (column > high)
+            if integer:
+                bad |= np.isfinite(column) & (column != np.floor(column))
+        return np.flatnonzero(bad).tolist()
 
     def rows_outside(self, column: np.ndarray, low: float, high: float) -> list[int]:
         with np.errstate(invalid="ignore"):
             return np.flatnonzero(((column < low) | (column > high)) & np.isfinite(column)).tolist()
-
-    def rows_fractional(self, column: np.ndarray) -> list[int]:
-        with np.errstate(invalid="ignore"):
-            return np.flatnonzero(np.isfinite(column) & (column != np.floor(column))).tolist()
 
     def rows_differ(self, a: np.ndarray, b: np.ndarray) -> list[int]:
         with np.errstate(invalid="ignore"):

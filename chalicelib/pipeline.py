@@ -29,6 +29,7 @@ from chalicelib.contract import (
     FEATURES,
     LOCATION,
     PASSTHROUGH,
+    Field,
     json_type,
     normalize_city,
     normalize_zipcode,
@@ -141,7 +142,7 @@ def check(columns: Columns, encoders: Encoders, domain: TrainingDomain, ops: Ops
     found.problems.extend(columns.unreadable)
     numbers = dict(columns.numbers)
     for spec in FEATURES:
-        found.bounds(spec.name, numbers[spec.name], spec.low, spec.high, spec.integer, spec.describe())
+        found.bounds(spec, numbers[spec.name])
     if columns.encoded:
         for name in FEATURE_NAMES:
             found.missing(name, "missing")
@@ -274,15 +275,14 @@ class _Found:
         for row in self.columns.absent.get(name, ()):
             self.problem(row, name, reason)
 
-    def bounds(self, name: str, column: Column, low: float, high: float, integer: bool, describe: str) -> None:
-        ops = self.ops
-        for row in ops.rows_nonfinite(column):
-            self.problem(row, name, f"must be a finite number, got {ops.value(column, row)}")
-        bad = set(ops.rows_outside(column, low, high))
-        if integer:
-            bad.update(ops.rows_fractional(column))
-        for row in sorted(bad):
-            self.problem(row, name, f"must be {describe}, got {ops.value(column, row):g}")
+    def bounds(self, spec: Field, column: Column) -> None:
+        """Hard bounds: an infinity, a value outside them, a fraction where a whole number belongs."""
+        for row in self.ops.rows_invalid(column, spec.low, spec.high, spec.integer):
+            value = self.ops.value(column, row)
+            if math.isinf(value):
+                self.problem(row, spec.name, f"must be a finite number, got {value}")
+            else:
+                self.problem(row, spec.name, f"must be {spec.describe()}, got {value:g}")
 
     def contradictions(
         self, dates: tuple[Column, Column, list[str | None]], years: Column, months: Column, quarters: Column

@@ -140,3 +140,24 @@ def server(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """`chalice local` on a free port, serving a copy of the project with the test artifacts."""
     with serve_project(tmp_path_factory.mktemp("project"), artifacts_dir) as url:
         yield url
+
+
+@pytest.fixture
+def cold_app(monkeypatch):
+    """The app as a fresh Lambda container sees it: no model loaded yet."""
+    import app as app_module
+    from chalicelib.predictor import LazyPredictor
+
+    monkeypatch.setattr(app_module, "model", LazyPredictor.from_environment())
+    return app_module.app
+
+
+@pytest.fixture
+def client(cold_app, artifacts_dir: Path, tmp_path: Path):
+    """Chalice's test client of a cold app whose local stage serves the test artifacts."""
+    from chalice.test import Client
+
+    with Client(
+        cold_app, stage_name="local", project_dir=str(local_project(tmp_path, ARTIFACTS_URI=str(artifacts_dir)))
+    ) as c:
+        yield c

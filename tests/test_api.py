@@ -11,26 +11,11 @@ from chalice.test import Client
 import app as app_module
 from chalicelib import api
 from chalicelib.api import MAX_BODY_BYTES, MAX_RECORDS
-from chalicelib.predictor import LazyPredictor, load_predictor
+from chalicelib.predictor import load_predictor
 from tests.conftest import local_project
 from tests.expected import json_features, reference_predict
 
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def cold_app(monkeypatch):
-    """The app as a fresh Lambda container sees it: no model loaded yet."""
-    monkeypatch.setattr(app_module, "model", LazyPredictor.from_environment())
-    return app_module.app
-
-
-@pytest.fixture
-def client(cold_app, artifacts_dir, tmp_path):
-    with Client(
-        cold_app, stage_name="local", project_dir=str(local_project(tmp_path, ARTIFACTS_URI=str(artifacts_dir)))
-    ) as c:
-        yield c
 
 
 def post(client, body, headers=JSON):

@@ -8,24 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
-import pytest
 from chalice.test import Client
 
-import app as app_module
-from chalicelib.predictor import LazyPredictor
-from tests.conftest import ROOT, local_project
+from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture
-def client(monkeypatch, artifacts_dir: Path, tmp_path: Path):
-    monkeypatch.setattr(app_module, "model", LazyPredictor.from_environment())
-    project = local_project(tmp_path, ARTIFACTS_URI=str(artifacts_dir))
-    with Client(app_module.app, stage_name="local", project_dir=str(project)) as c:
-        yield c
 
 
 def post_example(client: Client, name: str) -> tuple[int, dict]:
