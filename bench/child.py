@@ -1,11 +1,12 @@
-"""What runs inside a fresh interpreter: one cold start (then warm requests), or one batch.
+"""What runs inside a fresh interpreter: one cold start (then warm requests), the floor, or one batch.
 
-    python -m bench.child api|reference|batch SPEC.json RESULT.json
+    python -m bench.child api|reference|floor|batch SPEC.json RESULT.json
 
-Only the standard library is imported before the measured code, and for `api` pandas
-and scikit-learn are blocked first: the API function's layer has neither, and lightgbm
-imports both whenever it can. Times come from this process's own clock; peak RSS from
-getrusage, which covers this process only.
+Only the standard library is imported before the measured code. For `api` and `floor`
+pandas and scikit-learn are blocked first: the API function's layer has neither, and
+lightgbm imports both whenever it can. `floor` imports numpy and lightgbm and nothing
+else: the bare cost a numpy-and-lightgbm API would pay before its first line of work.
+Times come from this process's own clock, from its first line; peak RSS from VmHWM.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ import importlib  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
+from array import array  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from testkit.events import LambdaContext, api_event  # noqa: E402
 
 BLOCKED_ON_API = ("pandas", "sklearn")
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def peak_rss_mib() -> float:
@@ -40,16 +45,54 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def block_api_absentees() -> None:
+    """Make pandas and scikit-learn unimportable, as they are on the API function."""
+    for name in BLOCKED_ON_API:
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
+def loaded(names: list[str]) -> list[str]:
+    """Which of `names` this process has imported."""
+    return [name for name in names if sys.modules.get(name) is not None]
+
+
+def timed(call: Callable[[], object], warmup: int, repeats: int) -> list[float]:
+    """Seconds per call of `repeats` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - start)
+    return timings
+
+
+def floor(spec: dict[str, Any]) -> dict[str, Any]:
+    """Time `import numpy, lightgbm` alone, with pandas and scikit-learn blocked as on the API."""
+    block_api_absentees()
+    before_import = time.perf_counter()
+    importlib.import_module("numpy")
+    importlib.import_module("lightgbm")
+    imported = time.perf_counter()
+    return {
+        "startup_s": before_import - STARTED,
+        "import_s": imported - before_import,
+        "cold_s": imported - STARTED,
+        "rss_peak_mib": peak_rss_mib(),
+        "heavy_modules": loaded(spec["heavy_modules"]),
+    }
+
+
 def cold_and_warm(target: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Import the handler's module, answer the first request, then time warm requests."""
     if target == "api":
-        for name in BLOCKED_ON_API:
-            sys.modules[name] = None  # type: ignore[assignment]
+        block_api_absentees()
     records = spec["records"]
     context = LambdaContext()
     before_import = time.perf_counter()
     if target == "api":
-        handler = importlib.import_module("app").app
+        handler: Handler = importlib.import_module("app").app
     else:
         handler = importlib.import_module("bench.tutorial_handler").lambda_handler
     imported = time.perf_counter()
@@ -63,26 +106,61 @@ def cold_and_warm(target: str, spec: dict[str, Any]) -> dict[str, Any]:
         "first_request_s": answered - imported,
         "cold_s": answered - STARTED,
         "rss_after_first_mib": peak_rss_mib(),
-        "pandas_loaded": sys.modules.get("pandas") is not None,
-        "sklearn_loaded": sys.modules.get("sklearn") is not None,
+        "heavy_modules": loaded(spec["heavy_modules"]),
         "modules_loaded": sum(1 for m in sys.modules.values() if m is not None),
         "warm_s": {},
     }
+    predictions: dict[str, list[float]] = {}
     for size in spec["warm_sizes"]:
-        event = api_event(json.dumps({"records": [records[i % len(records)] for i in range(size)]}))
+        event = api_event(json.dumps({"records": cycled(records, size)}))
         reply = handler(event, context)
-        if reply["statusCode"] != 200 or len(json.loads(reply["body"])["predictions"]) != size:
+        predictions[str(size)] = json.loads(reply["body"]).get("predictions", [])
+        if reply["statusCode"] != 200 or len(predictions[str(size)]) != size:
             raise RuntimeError(f"a {size}-record request failed: {reply['body'][:500]}")
-        for _ in range(spec["warmup_requests"]):
-            handler(event, context)
-        timings = []
-        for _ in range(spec["warm_requests"]):
-            start = time.perf_counter()
-            handler(event, context)
-            timings.append(time.perf_counter() - start)
-        result["warm_s"][str(size)] = timings
+        warm = timed(partial(handler, event, context), spec["warmup_requests"], spec["warm_requests"])
+        result["warm_s"][str(size)] = warm
+    if target == "api" and spec["warm_sizes"]:
+        result |= bare_and_explained(handler, context, records, predictions, spec)
     result["rss_peak_mib"] = peak_rss_mib()
     return result
+
+
+def cycled(records: list[Any], size: int) -> list[Any]:
+    return [records[i % len(records)] for i in range(size)]
+
+
+def bare_and_explained(
+    handler: Handler, context: Any, records: list[Any], predictions: dict[str, list[float]], spec: dict[str, Any]
+) -> dict[str, Any]:
+    """The same rows through the loaded booster alone, and a 1-record explained request, timed alike.
+
+    The bare calls must give the API's predictions bit for bit: otherwise they would time
+    other work than the requests did, and the ratio would mean nothing.
+    """
+    from chalicelib.contract import FEATURE_NAMES
+
+    booster = importlib.import_module("app").model.get().booster
+    width = len(FEATURE_NAMES)
+    bare: dict[str, list[float]] = {}
+    for size in spec["warm_sizes"]:
+        rows = [[float(record[name]) for name in FEATURE_NAMES] for record in cycled(records, size)]
+        if size == 1:
+            row = rows[0]
+            answer = [booster.predict_row(row)]
+            call: Callable[[], object] = partial(booster.predict_row, row)
+        else:
+            flat = array("d", [value for row in rows for value in row])
+            answer = list(booster.predict_matrix(flat, size, width, num_threads=1))
+            call = partial(booster.predict_matrix, flat, size, width, num_threads=1)
+        if answer != predictions[str(size)]:
+            raise RuntimeError(f"bare predictions of {size} rows differ from the API's: {answer[:3]}")
+        bare[str(size)] = timed(call, spec["warmup_requests"], spec["warm_requests"])
+    event = api_event(json.dumps({"records": records[:1], "explain": True}))
+    reply = handler(event, context)
+    if reply["statusCode"] != 200 or len(json.loads(reply["body"]).get("explanations", [])) != 1:
+        raise RuntimeError(f"the explained request failed: {reply['body'][:500]}")
+    explained = timed(partial(handler, event, context), spec["warmup_requests"], spec["warm_requests"])
+    return {"bare_s": bare, "explained_s": explained}
 
 
 def batch(spec: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +206,12 @@ def batch(spec: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     target, spec_path, result_path = sys.argv[1:4]
     spec = json.loads(Path(spec_path).read_text())
-    result = batch(spec) if target == "batch" else cold_and_warm(target, spec)
+    if target == "batch":
+        result = batch(spec)
+    elif target == "floor":
+        result = floor(spec)
+    else:
+        result = cold_and_warm(target, spec)
     Path(result_path).write_text(json.dumps(result))
 
 

@@ -8,15 +8,15 @@ for a repeated row as for a new one, and the row count is what is being measured
 
 from __future__ import annotations
 
+import io
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from chalicelib.artifacts import LATEST, MODEL_FILE
+from chalicelib.artifacts import ENCODERS_FILE, LATEST, MODEL_FILE
 from chalicelib.contract import FEATURE_NAMES, TARGET
 
 
@@ -104,8 +104,23 @@ def reference_training_csv(model: Model, cache: Path, rows: int) -> Path:
     return path
 
 
-def reference_model_pickle(model: Model) -> bytes:
-    """The same model as the tutorial stores it: a pickled Booster (what joblib.dump writes too)."""
+def reference_joblib_files(model: Model) -> dict[str, bytes]:
+    """The tutorial's two joblib files: the model as a pickled Booster, the encoders as a dict of maps."""
+    import joblib
     import lightgbm
 
-    return pickle.dumps(lightgbm.Booster(model_file=str(model.model_file)))
+    state = json.loads((model.artifacts_dir / model.version / ENCODERS_FILE).read_text())
+    objects = {
+        "model": lightgbm.Booster(model_file=str(model.model_file)),
+        "encoders": {
+            "zipcode_freq": state["zipcode_freq"]["counts"],
+            "city_encoded": state["city_encoded"]["means"],
+            "global_mean": state["city_encoded"]["global_mean"],
+        },
+    }
+    files = {}
+    for name, value in objects.items():
+        buffer = io.BytesIO()
+        joblib.dump(value, buffer)
+        files[name] = buffer.getvalue()
+    return files
