@@ -99,8 +99,12 @@ class Artifacts:
 
     version: str
     manifest: dict[str, Any]
-    model_text: str
+    model: bytes  # LightGBM's text format, as stored: the loader parses these bytes, with no decoded copy
     encoders: dict[str, Any]
+
+    @property
+    def model_text(self) -> str:
+        return self.model.decode()
 
 
 def resolve_version(store: Store, version: str = LATEST) -> str:
@@ -123,7 +127,7 @@ def load_artifacts(store: Store, version: str = LATEST, lightgbm_version: str | 
             raise ArtifactError(
                 f"version {version} was trained with lightgbm {trained_with}; this runtime has {lightgbm_version}"
             )
-    return Artifacts(version, manifest, blobs[MODEL_FILE].decode(), json.loads(blobs[ENCODERS_FILE]))
+    return Artifacts(version, manifest, blobs[MODEL_FILE], json.loads(blobs[ENCODERS_FILE]))
 
 
 def verify_version(store: Store, version: str = LATEST) -> dict[str, bytes]:

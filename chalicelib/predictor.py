@@ -77,7 +77,7 @@ def load_predictor(uri: str, version: str = LATEST, s3_client: Any = None) -> Pr
     """Load and verify a version from a local folder or `s3://bucket/prefix`."""
     artifacts = load_artifacts(open_store(uri, s3_client), version, LIGHTGBM_VERSION)
     try:
-        booster = NativeBooster.from_string(artifacts.model_text)
+        booster = NativeBooster.from_string(artifacts.model)
         encoders = Encoders.from_dict(artifacts.encoders)
     except NativeLibraryError as exc:
         raise ArtifactError(f"LightGBM's library cannot be loaded: {exc}") from None
