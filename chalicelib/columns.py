@@ -28,9 +28,12 @@ class Ops(Protocol):
 
     def value(self, column: Column, row: int) -> float: ...
 
-    def rows_invalid(self, column: Column, low: float, high: float, integer: bool) -> list[int]:
-        """Rows whose value is present (not NaN) and infinite, outside [low, high], or, with `integer`,
-        not a whole number: one pass, because every request checks 39 columns."""
+    def cells_invalid(
+        self, columns: Sequence[Column], limits: Sequence[tuple[float, float, bool]]
+    ) -> list[tuple[int, int]]:
+        """(column index, row) of every present (not NaN) value that is infinite, outside its column's
+        [low, high], or, where the column's flag says integer, not a whole number. All columns in one
+        call: a request checks 39 of them, and a call per column costs more than the check."""
         ...
 
     def rows_outside(self, column: Column, low: float, high: float) -> list[int]:
@@ -72,11 +75,16 @@ class ListOps:
     def value(self, column: list[float], row: int) -> float:
         return column[row]
 
-    def rows_invalid(self, column: list[float], low: float, high: float, integer: bool) -> list[int]:
+    def cells_invalid(
+        self, columns: Sequence[list[float]], limits: Sequence[tuple[float, float, bool]]
+    ) -> list[tuple[int, int]]:
         # NaN != NaN: `v == v` keeps absent values out; an infinity is outside any finite bounds.
-        if integer:
-            return [r for r, v in enumerate(column) if v == v and not (low <= v <= high and v.is_integer())]
-        return [r for r, v in enumerate(column) if v == v and not low <= v <= high]
+        return [
+            (c, r)
+            for c, (column, (low, high, integer)) in enumerate(zip(columns, limits, strict=True))
+            for r, v in enumerate(column)
+            if v == v and not (low <= v <= high and (not integer or v.is_integer()))
+        ]
 
     def rows_outside(self, column: list[float], low: float, high: float) -> list[int]:
         return [r for r, v in enumerate(column) if (v < low or v > high) and not math.isinf(v)]

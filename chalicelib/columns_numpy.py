@@ -23,12 +23,17 @@ class NumpyOps:
     def value(self, column: np.ndarray, row: int) -> float:
         return float(column[row])
 
-    def rows_invalid(self, column: np.ndarray, low: float, high: float, integer: bool) -> list[int]:
+    def cells_invalid(
+        self, columns: Sequence[np.ndarray], limits: Sequence[tuple[float, float, bool]]
+    ) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
         with np.errstate(invalid="ignore"):
-            bad = (column < low) | (column > high)
-            if integer:
-                bad |= np.isfinite(column) & (column != np.floor(column))
-        return np.flatnonzero(bad).tolist()
+            for index, (column, (low, high, integer)) in enumerate(zip(columns, limits, strict=True)):
+                bad = (column < low) | (column > high)
+                if integer:
+                    bad |= np.isfinite(column) & (column != np.floor(column))
+                found.extend((index, row) for row in np.flatnonzero(bad).tolist())
+        return found
 
     def rows_outside(self, column: np.ndarray, low: float, high: float) -> list[int]:
         with np.errstate(invalid="ignore"):

@@ -29,7 +29,6 @@ from chalicelib.contract import (
     FEATURES,
     LOCATION,
     PASSTHROUGH,
-    Field,
     json_type,
     normalize_city,
     normalize_zipcode,
@@ -43,6 +42,7 @@ IDENTIFIERS = ("zipcode", "city_full", "date")
 FIELD_ORDER = {name: i for i, name in enumerate((*IDENTIFIERS, *FEATURE_NAMES))}
 _REQUIRED_RAW = tuple(f.name for f in PASSTHROUGH if f not in LOCATION)
 _CALENDAR_NAMES = tuple(f.name for f in CALENDAR)
+_LIMITS = [(f.low, f.high, f.integer) for f in FEATURES]
 _MISSING_IDENTIFIER = (
     "missing (a raw record needs zipcode and city_full; a pre-encoded one needs zipcode_freq and city_encoded)"
 )
@@ -141,8 +141,7 @@ def check(columns: Columns, encoders: Encoders, domain: TrainingDomain, ops: Ops
     found = _Found(columns, ops)
     found.problems.extend(columns.unreadable)
     numbers = dict(columns.numbers)
-    for spec in FEATURES:
-        found.bounds(spec, numbers[spec.name])
+    found.bounds(numbers)
     if columns.encoded:
         for name in FEATURE_NAMES:
             found.missing(name, "missing")
@@ -272,13 +271,15 @@ class _Found:
         self.warnings.extend(Problem(row, order, name, message) for row in rows)
 
     def missing(self, name: str, reason: str) -> None:
-        for row in self.columns.absent.get(name, ()):
-            self.problem(row, name, reason)
+        rows = self.columns.absent.get(name)
+        if rows:
+            self.problems.extend(Problem.of(row, name, reason) for row in rows)
 
-    def bounds(self, spec: Field, column: Column) -> None:
+    def bounds(self, numbers: dict[str, Column]) -> None:
         """Hard bounds: an infinity, a value outside them, a fraction where a whole number belongs."""
-        for row in self.ops.rows_invalid(column, spec.low, spec.high, spec.integer):
-            value = self.ops.value(column, row)
+        columns = [numbers[spec.name] for spec in FEATURES]
+        for index, row in self.ops.cells_invalid(columns, _LIMITS):
+            spec, value = FEATURES[index], self.ops.value(columns[index], row)
             if math.isinf(value):
                 self.problem(row, spec.name, f"must be a finite number, got {value}")
             else:
@@ -329,17 +330,19 @@ class _Found:
         """Warn where a value lies outside what the model was trained on; it is still scored."""
         ops = self.ops
         derived = () if encoded else ("zipcode_freq", "city_encoded")
-        for name, column in zip(FEATURE_NAMES, features, strict=True):
-            if name in _CALENDAR_NAMES or name in derived or name not in domain.ranges:
-                continue
-            low, high = domain.ranges[name]
-            for row in ops.rows_outside(column, low, high):
-                self.warning(
-                    row,
-                    name,
-                    f"{ops.value(column, row):g} is outside the training range [{low:g}, {high:g}]: "
-                    "the model extrapolates",
-                )
+        checked = [
+            (name, column, domain.ranges[name])
+            for name, column in zip(FEATURE_NAMES, features, strict=True)
+            if name not in _CALENDAR_NAMES and name not in derived and name in domain.ranges
+        ]
+        limits = [(low, high, False) for _, _, (low, high) in checked]
+        for index, row in ops.cells_invalid([column for _, column, _ in checked], limits):
+            name, column, (low, high) = checked[index]
+            self.warning(
+                row,
+                name,
+                f"{ops.value(column, row):g} is outside the training range [{low:g}, {high:g}]: the model extrapolates",
+            )
         if domain.period is None:
             return
         first, last = domain.period
