@@ -14,11 +14,11 @@ from typing import Any
 
 from chalicelib.artifacts import ArtifactError
 from chalicelib.columns import ListOps
-from chalicelib.contract import FEATURE_NAMES
+from chalicelib.contract import FEATURE_NAMES, is_pre_encoded
 from chalicelib.logs import log_event
 from chalicelib.pipeline import Problem, check
 from chalicelib.predictor import LIGHTGBM_VERSION, LazyPredictor, Predictor
-from chalicelib.records import ENCODED_KEYS, BodyError, parse_body, to_columns
+from chalicelib.records import BodyError, parse_body, to_columns
 
 MAX_BODY_BYTES = 1_000_000
 MAX_RECORDS = 1_000
@@ -151,7 +151,7 @@ def _explanations(records: list[Any], features: list[list[float]], predictor: Pr
             "baseline": baseline,
             "contributions": [{"feature": name, "value": value} for name, value in by_feature],
         }
-        if not any(key in record for key in ENCODED_KEYS):
+        if not is_pre_encoded(record):
             fields: dict[str, float] = {}
             for name, value in by_feature:
                 source = _field_of(name, record)
@@ -168,8 +168,8 @@ def _field_of(feature: str, record: dict[str, Any]) -> str:
     """The field of a raw record a model feature was derived from."""
     if feature == "zipcode_freq":
         return "zipcode"
-    if feature == "city_encoded" or (feature in ("lat", "lng") and feature not in record):
-        return "city_full"  # lat/lng not given were looked up from the city
+    if feature == "city_encoded" or (feature in ("lat", "lng") and record.get(feature) is None):
+        return "city_full"  # lat/lng not given (or null) were looked up from the city
     if feature in ("year", "quarter", "month") and "date" in record:
         return "date"
     if feature == "quarter" and "quarter" not in record:
@@ -220,7 +220,11 @@ def _request_of(payload: Any) -> _Request | Reply:
     interval = payload.get("interval")
     if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int | float)):
         return _error(400, '"interval" must be a level such as 0.8 or 0.95')
-    return _Request(payload["records"], Options(explain, None if interval is None else float(interval)))
+    try:
+        level = None if interval is None else float(interval)
+    except OverflowError:
+        return _error(400, '"interval" must be a level such as 0.8 or 0.95')
+    return _Request(payload["records"], Options(explain, level))
 
 
 def _error(status: int, message: str, records: int | None = None) -> Reply:

@@ -102,10 +102,6 @@ class Artifacts:
     model: bytes  # LightGBM's text format, as stored: the loader parses these bytes, with no decoded copy
     encoders: dict[str, Any]
 
-    @property
-    def model_text(self) -> str:
-        return self.model.decode()
-
 
 def resolve_version(store: Store, version: str = LATEST) -> str:
     if version != LATEST:

@@ -24,8 +24,6 @@ class Ops(Protocol):
 
     def column(self, values: Sequence[float]) -> Column: ...
 
-    def full(self, rows: int, value: float) -> Column: ...
-
     def value(self, column: Column, row: int) -> float: ...
 
     def cells_invalid(
@@ -68,9 +66,6 @@ class ListOps:
 
     def column(self, values: Sequence[float]) -> list[float]:
         return list(values)
-
-    def full(self, rows: int, value: float) -> list[float]:
-        return [value] * rows
 
     def value(self, column: list[float], row: int) -> float:
         return column[row]

@@ -17,9 +17,6 @@ class NumpyOps:
     def column(self, values: Sequence[float]) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
 
-    def full(self, rows: int, value: float) -> np.ndarray:
-        return np.full(rows, value, dtype=np.float64)
-
     def value(self, column: np.ndarray, row: int) -> float:
         return float(column[row])
 

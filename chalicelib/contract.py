@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -79,10 +80,19 @@ FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 PASSTHROUGH: tuple[Field, ...] = (*MARKET, *AMENITIES, *CENSUS, *LOCATION)
 
 # Raw identifiers from which calendar and encoded features are derived.
-RAW_KEYS = ("date", "zipcode", "city_full")
+IDENTIFIERS = ("zipcode", "city_full", "date")
+# The features only a pre-encoded record carries: either one makes a record (or a CSV header) pre-encoded.
+ENCODED_KEYS = ("zipcode_freq", "city_encoded")
 # Columns of the raw HouseTS panel that the model never sees: identifiers, and
 # median_sale_price, which is the target under another name.
 DROPPED = ("date", "city", "city_full", "zipcode", "median_sale_price", TARGET)
+# Every field a record may carry; anything else is unknown (ignored, with a warning).
+KNOWN_FIELDS = frozenset((*FEATURE_NAMES, *IDENTIFIERS, *DROPPED))
+
+
+def is_pre_encoded(fields: Iterable[str]) -> bool:
+    """A record or CSV header with zipcode_freq or city_encoded is pre-encoded, and then needs all 39 features."""
+    return any(name in ENCODED_KEYS for name in fields)
 
 
 def quarter_of(month: int) -> int:

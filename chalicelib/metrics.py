@@ -21,13 +21,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.contract import DROPPED, FEATURE_NAMES, RAW_KEYS
+from chalicelib.contract import KNOWN_FIELDS
 
 NAMESPACE = "HousePrices"
 # Lambda sets this in every function; outside Lambda (chalice local, tests, the CLI) there is none.
 FUNCTION_ENV = "AWS_LAMBDA_FUNCTION_NAME"
 REJECTED_FIELD = "rejected_field"
-KNOWN_FIELDS = frozenset((*FEATURE_NAMES, *RAW_KEYS, *DROPPED))
 
 
 @dataclass(frozen=True)

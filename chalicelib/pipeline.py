@@ -27,6 +27,7 @@ from chalicelib.contract import (
     CALENDAR,
     FEATURE_NAMES,
     FEATURES,
+    IDENTIFIERS,
     LOCATION,
     PASSTHROUGH,
     json_type,
@@ -37,7 +38,6 @@ from chalicelib.contract import (
 )
 from chalicelib.encoders import Encoders
 
-IDENTIFIERS = ("zipcode", "city_full", "date")
 # Problems of one record are listed in this order: identifiers, then the contract's order.
 FIELD_ORDER = {name: i for i, name in enumerate((*IDENTIFIERS, *FEATURE_NAMES))}
 _REQUIRED_RAW = tuple(f.name for f in PASSTHROUGH if f not in LOCATION)
@@ -124,7 +124,7 @@ class Checked:
 
 
 def number_problem(text: str) -> str:
-    """Why a text cell is not a usable number; the same words for a CSV cell and a JSON string."""
+    """Why a CSV cell is not a usable number (a JSON value's reason is `records._number`'s)."""
     try:
         value = float(text)
     except ValueError:

@@ -26,7 +26,7 @@ from chalicelib.logs import log_event
 from chalicelib.pipeline import TrainingDomain
 
 # The LightGBM the layers ship (requirements/layer-model.txt); a model trained with another
-# major version is refused. tests/test_predictor.py checks it against the pin.
+# major version is refused. tests/test_lightgbm_native.py checks it against the pin.
 LIGHTGBM_VERSION = "4.7.0"
 # Below this many rows one thread is faster: thread start-up costs more than it saves,
 # and under load the default pool spikes single-row latency from microseconds to milliseconds.

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.columns import NAN
-from chalicelib.contract import DROPPED, FEATURE_NAMES, TARGET, json_type
-from chalicelib.pipeline import IDENTIFIERS, Columns, Problem
+from chalicelib.contract import FEATURE_NAMES, IDENTIFIERS, KNOWN_FIELDS, TARGET, is_pre_encoded, json_type
+from chalicelib.pipeline import Columns, Problem
 
-KNOWN_KEYS = frozenset((*FEATURE_NAMES, *IDENTIFIERS, *DROPPED))
-ENCODED_KEYS = ("zipcode_freq", "city_encoded")
 _ABSENT = object()
 
 
@@ -91,11 +89,13 @@ def to_columns(records: Sequence[Any]) -> Groups:
         if not isinstance(record, dict):
             problems.append(Problem.of(index, "", f"a record must be a JSON object, got {json_type(record)}"))
             continue
-        kinds["zipcode_freq" in record or "city_encoded" in record].append(index)
-        warnings.extend(Problem.of(index, k[:100], "unknown field, ignored") for k in record if k not in KNOWN_KEYS)
+        kinds[is_pre_encoded(record)].append(index)
+        warnings.extend(Problem.of(index, k[:100], "unknown field, ignored") for k in record if k not in KNOWN_FIELDS)
         if TARGET in record:
             price, reason = _number(record[TARGET])
-            if reason is None and price < 0:
+            if reason is None and math.isinf(price):
+                reason = f"must be a finite number, got {price}"  # 1e400 reads as inf, which JSON cannot say
+            elif reason is None and price < 0:
                 reason = f"must not be negative, got {price:g}"
             if reason or math.isnan(price):
                 problems.append(Problem.of(index, TARGET, reason or "missing"))

@@ -102,6 +102,7 @@ def test_missing_fields_are_listed_not_filled(client, lab_records):
         ("month", 7.5, "must be an integer in [1, 12], got 7.5"),
         ("lat", -91, "must be a number in [-90, 90], got -91"),
         ("median_list_price", 10**400, "too large"),
+        ("price", 10**400, "too large"),
     ],
 )
 def test_each_wrong_value_is_named(client, lab_records, field, value, expected):
@@ -368,6 +369,7 @@ def test_every_prediction_has_an_interval_that_contains_it_and_widens_with_the_l
         ({"interval": "wide"}, '"interval" must be a level'),
         ({"explain": "yes"}, '"explain" must be true or false'),
         ({"explian": True}, "unknown key(s) 'explian'"),
+        ({"interval": 10**400}, '"interval" must be a level'),
     ],
 )
 def test_bad_options_are_a_400_naming_them(client, lab_records, body, fragment):
@@ -400,3 +402,9 @@ def test_explained_raw_records_are_grouped_back_to_the_fields_sent(client, split
         assert fields["date"] == pytest.approx(by_feature["year"] + by_feature["quarter"] + by_feature["month"])
         assert fields["city_full"] == pytest.approx(by_feature["city_encoded"] + by_feature["lat"] + by_feature["lng"])
         assert abs(explanation["baseline"] + sum(fields.values()) - prediction) <= 1e-6 * abs(prediction)
+
+
+def test_a_price_json_reads_as_infinity_is_a_400_not_an_invalid_reply(client, lab_records):
+    text = json.dumps({"records": [lab_records[0]]}).replace(f'"price": {lab_records[0]["price"]!r}', '"price": 1e400')
+    status, body = post(client, text)
+    assert status == 400 and messages(body)[(0, "price")] == "must be a finite number, got inf"

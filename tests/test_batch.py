@@ -405,3 +405,17 @@ def test_batch_rows_carry_the_default_interval_and_contributions_when_asked(hous
     assert predictor.contributions_rows(record)[0] == [
         float(v) for k, v in explained[0].items() if k.startswith("contrib_")
     ]
+
+
+def test_a_stray_quote_inside_a_cell_is_a_character_not_a_quoted_field(houses, predictor):
+    """Only a quote at a field's start opens a quoted field (as for the csv module): `4"5` is a cell."""
+    sample = houses.head(6).copy()
+    data = to_csv(sample).decode().splitlines()
+    data[2] = data[2].replace(sample.iloc[1]["median_dom"], sample.iloc[1]["median_dom"] + '"x', 1)
+    data[5] = data[5].replace(sample.iloc[4]["median_dom"], sample.iloc[4]["median_dom"] + '"y', 1)
+    rows, summary = score(("\n".join(data) + "\n").encode(), predictor)
+    assert len(rows) == 7 and summary.rows == 6  # rows out == rows in
+    errors = [r[-2] for r in rows[1:]]
+    assert [bool(e) for e in errors] == [False, True, False, False, True, False]
+    assert errors[1].startswith("median_dom: must be a number, got '") and '"x' in errors[1]
+    assert all(r[-5] for i, r in enumerate(rows[1:]) if i not in (1, 4))

@@ -192,7 +192,7 @@ def test_a_failed_upload_is_aborted_and_raised(s3, settings, predictor, houses_c
         handler.score_s3_object(settings.input_bucket, "incoming/big.csv", predictor, settings, s3, 5 * 1024 * 1024)
     s3.meta.events.unregister("before-call.s3.CompleteMultipartUpload", refuse)
     assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
-    assert keys(s3, settings.output_bucket) == []
+    assert keys(s3, settings.output_bucket) == ["predictions/big.error.json"]  # no output; the failure said
 
 
 def batch_threads() -> list[str]:
@@ -266,7 +266,7 @@ def test_a_part_failing_midway_aborts_the_upload(s3, settings, predictor, houses
         s3.meta.events.unregister("before-call.s3.UploadPart", fail_the_second_part)
     assert parts == 2  # the first part had been uploaded, nothing after the failure
     assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
-    assert keys(s3, settings.output_bucket) == []
+    assert keys(s3, settings.output_bucket) == ["predictions/big.error.json"]  # no output; the failure said
     assert batch_threads() == []
 
 

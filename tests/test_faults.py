@@ -134,7 +134,10 @@ def test_an_upload_failing_mid_way_is_aborted_and_the_retry_writes_one_output(
         handler.score_s3_object(bucket, "incoming/retry me.csv", predictor, settings, failing, 5 * 1024 * 1024)
     assert parts[:2] == [1, 2]
     assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
-    assert output_objects(s3, settings) == {}
+    # Until a retry succeeds, the key's current result says scoring failed (no half output, nothing stale).
+    [(key, body)] = output_objects(s3, settings).items()
+    report = json.loads(body)
+    assert key == "predictions/retry me.error.json" and "connection reset while uploading part 2" in report["error"]
 
     handler.score_s3_event(event, model, settings, s3_client=s3)  # Lambda's retry
     assert output_objects(s3, settings) == {"predictions/retry me.predictions.csv": local_output(data, predictor)}
@@ -161,3 +164,24 @@ def test_the_same_event_twice_at_once_gives_one_correct_output(s3, s3_server, bu
     assert not errors
     assert output_objects(s3, settings) == {"predictions/retry me.predictions.csv": local_output(data, predictor)}
     assert not s3.list_multipart_uploads(Bucket=settings.output_bucket).get("Uploads")
+
+
+def test_a_failure_after_an_earlier_upload_leaves_no_stale_predictions(
+    s3, s3_server, bucket, synthetic_csvs, artifacts_dir
+):
+    """An earlier upload of the key was scored; the new upload's scoring fails for an unexpected reason."""
+    settings, data, event = batch_setup(s3, bucket, synthetic_csvs)
+    predictor = load_predictor(str(artifacts_dir))
+    handler.score_s3_event(event, LazyPredictor(lambda: predictor), settings, s3_client=s3)
+    assert list(output_objects(s3, settings)) == ["predictions/retry me.predictions.csv"]
+    s3.put_object(Bucket=bucket, Key="incoming/retry me.csv", Body=data + data.split(b"\n", 2)[1] + b"\n")
+    failing = s3_server.client()
+
+    def no_upload(**_) -> None:
+        raise ConnectionError("S3 refused the upload")
+
+    failing.meta.events.register("before-parameter-build.s3.CreateMultipartUpload", no_upload)
+    with pytest.raises(ConnectionError):
+        handler.score_s3_object(bucket, "incoming/retry me.csv", predictor, settings, failing, 5 * 1024 * 1024)
+    [(key, body)] = output_objects(s3, settings).items()
+    assert key == "predictions/retry me.error.json" and "S3 refused the upload" in json.loads(body)["error"]

@@ -316,3 +316,15 @@ def test_predicting_imports_no_numpy_scipy_pandas_or_lightgbm(version_dir, refer
     assert bits(answer["matrix"]) == expected
     assert bits(answer["contrib"]) == bits(reference.predict(rows[:1], pred_contrib=True)[0])
     assert answer["interval"][0] < answer["single"][0] < answer["interval"][1]
+
+
+def test_the_version_the_service_checks_models_against_is_the_layers_pin() -> None:
+    """chalicelib.predictor names the LightGBM version without importing the package (it is not on
+    the API function's path): it must be the version the layers ship and the dev venv trains with."""
+    import lightgbm
+
+    from chalicelib.predictor import LIGHTGBM_VERSION
+
+    pins = (Path(__file__).resolve().parent.parent / "requirements" / "layer-model.txt").read_text()
+    assert f"lightgbm=={LIGHTGBM_VERSION}" in pins.splitlines()
+    assert lightgbm.__version__ == LIGHTGBM_VERSION

@@ -141,4 +141,4 @@ def test_make_report_rerenders_latest_from_its_own_data_only(artifacts_dir, spli
     assert folder == root / version
     assert list(sections((folder / REPORT_FILE).read_text())) == [*SECTIONS, INTERVALS_SECTION]
     verify_version(open_store(str(root)))
-    assert load_artifacts(open_store(str(root))).model_text == (artifacts_dir / version / MODEL_FILE).read_text()
+    assert load_artifacts(open_store(str(root))).model == (artifacts_dir / version / MODEL_FILE).read_bytes()

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from chalicelib.batch.framing import BatchFileError, field_counts
-from chalicelib.contract import FEATURE_NAMES, LOCATION, PASSTHROUGH
-from chalicelib.pipeline import IDENTIFIERS, Columns, Problem, number_problem
+from chalicelib.contract import FEATURE_NAMES, IDENTIFIERS, LOCATION, PASSTHROUGH, is_pre_encoded
+from chalicelib.pipeline import Columns, Problem, number_problem
 
 # Appended to every row: the prediction, its interval at the model's default level (empty for
 # a model without calibrated intervals), what is wrong, what is doubtful.
@@ -60,7 +60,7 @@ class Layout:
         clash = [n for n in (*OUTPUT_COLUMNS, *CONTRIBUTION_COLUMNS) if n in names]
         if clash:
             raise BatchFileError(f"the input already has column(s) {clash}: is it an output file?")
-        encoded = "zipcode_freq" in names and "city_encoded" in names
+        encoded = is_pre_encoded(names)
         if encoded:
             needed: tuple[str, ...] = FEATURE_NAMES
             hint = "a pre-encoded CSV needs all 39 model features"
@@ -131,7 +131,7 @@ def _fit_width(record: bytes, fields: int, width: int) -> tuple[bytes, str]:
     try:
         cells = next(csv.reader([record.decode("utf-8")]))
     except csv.Error:
-        return b"," * (width - 1), message + " (and cannot be read as a CSV row)"
+        return record, message + " (and cannot be read as a CSV row)"  # kept as given: nothing to line up
     out = io.StringIO()
     csv.writer(out, lineterminator="").writerow(cells[:width])
     return out.getvalue().encode(), message + f" (cells after the {width}th are left out here)"

@@ -27,23 +27,38 @@ class BatchFileError(Exception):
     """A file that cannot be scored at all; the message says why, for the error report."""
 
 
+# A quote means something only at the start of a field (as for the csv module and pandas): a quoted
+# field runs to a quote followed by a comma or the line's end, `""` being a quote inside it. A quote
+# anywhere else is a character like any other, so `4"5` does not open anything.
+# (A CR before the line's end, from CRLF line ends, ends a field as the line's end does.)
+_CLOSED_FIELD = re.compile(rb'(?:^|(?<=,))"(?:[^"]|"")*"(?=,|\r?\Z)')
+_OPENING_FIELD = re.compile(rb'(?:^|,)"')
+_FIELD_CLOSES = re.compile(rb'^(?:[^"]|"")*"(?=,|\r?\Z)')
+
+
+def _ends_open(line: bytes, open_at_start: bool) -> bool:
+    """Whether a quoted field is still open at the end of `line`, given whether one was open at its start."""
+    if open_at_start:
+        closing = _FIELD_CLOSES.match(line)
+        if closing is None:
+            return True
+        line = line[closing.end() :]
+    return _OPENING_FIELD.search(_CLOSED_FIELD.sub(b"", line)) is not None
+
+
 def _close_quotes(lines: list[bytes]) -> tuple[list[bytes], bytes | None]:
     """Join physical lines into CSV records (a quoted field may hold newlines); also the open tail."""
-    if not any(line.count(b'"') & 1 for line in lines):
-        return lines, None
     records: list[bytes] = []
     current: bytes | None = None
     for line in lines:
-        odd = line.count(b'"') & 1
-        if current is None and not odd:
+        if current is None and b'"' not in line:
             records.append(line)
-        elif current is None:
-            current = line
-        else:
-            current += b"\n" + line
-            if odd:
-                records.append(current)
-                current = None
+            continue
+        still_open = _ends_open(line, current is not None)
+        current = line if current is None else current + b"\n" + line
+        if not still_open:
+            records.append(current)
+            current = None
     return records, current
 
 

@@ -18,6 +18,7 @@ other records are done, so Lambda retries the event; the retry rewrites the same
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -78,7 +79,6 @@ def score_s3_event(
         try:
             results.append(_score_record(record, model, settings, s3_client, request_id))
         except Exception as exc:
-            log_event("batch_file", logging.ERROR, request_id=request_id, outcome="error", reason=repr(exc))
             failure = failure or exc
     if failure is not None:
         raise failure
@@ -108,12 +108,14 @@ def _score_record(
         report = _long_key_report(bucket, key, settings, client, str(exc))
         log_event("batch_file", logging.ERROR, request_id=request_id, input=where, outcome="rejected", reason=str(exc))
         return ObjectResult(bucket, key, "rejected", report, error=str(exc))
-    predictor = model.get()
     try:
-        return score_s3_object(bucket, key, predictor, settings, client, etag=etag, request_id=request_id)
+        return score_s3_object(bucket, key, model.get(), settings, client, etag=etag, request_id=request_id)
     except Superseded as exc:
         log_event("batch_file", request_id=request_id, input=where, outcome="skipped", reason=str(exc))
         return ObjectResult(bucket, key, "skipped", None, error=str(exc))
+    except Exception as exc:
+        log_event("batch_file", logging.ERROR, request_id=request_id, input=where, outcome="error", reason=repr(exc))
+        raise
 
 
 def _long_key_report(bucket: str, key: str, settings: BatchSettings, client: Any, reason: str) -> str | None:
@@ -189,6 +191,16 @@ def score_s3_object(
             output=f"s3://{settings.output_bucket}/{report_key}",
         )
         return ObjectResult(bucket, key, "failed", report_key, error=str(exc))
+    except Superseded:
+        raise
+    except Exception as exc:
+        # S3 failing, or a bug: Lambda retries the event. Until a retry succeeds (and for good if
+        # none does) the key's current result says so, instead of an earlier upload's predictions.
+        reason = f"scoring failed and is retried by Lambda: {exc!r}"
+        with contextlib.suppress(Exception):  # S3 may be what failed; the first error is the one to raise
+            still_current()
+            _write_report(s3_client, settings, bucket, key, report_key, output_key, metadata, reason)
+        raise
     finally:
         source["Body"].close()
     s3_client.delete_object(Bucket=settings.output_bucket, Key=report_key)

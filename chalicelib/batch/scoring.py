@@ -1,10 +1,11 @@
 """A CSV byte stream in, the same rows with their predictions out.
 
-The output is the input with three columns appended: every input row, in order, with its
+The output is the input with five columns appended: every input row, in order, with its
 cells exactly as given (the original text is copied, never re-formatted), then
-`predicted_price` (shortest text that reads back as the same float), `error` (empty when the
-row was scored, else every problem as `field: reason; field: reason`) and `warnings` (what
-is doubtful about a scored row: an unseen zipcode or city, a value outside the training data).
+`predicted_price` (shortest text that reads back as the same float), `lower` and `upper`
+(its interval at the model's default level), `error` (empty when the row was scored, else
+every problem as `field: reason; field: reason`) and `warnings` (what is doubtful: an unseen
+zipcode or city, a value outside the training data); with `explain`, 40 `contrib_` columns.
 Rows out equal rows in, always: a bad row gets an error, never dropped or filled in.
 """
 
