@@ -4,9 +4,12 @@ PY := $(VENV)/bin/python
 PYTHON312 ?= python3.12
 PORT ?= 8000
 ARCH ?= x86_64
+# The Amazon States Language validator the tests run on the generated state machine (npm, Node 20).
+ASL_VALIDATOR := build/asl/node_modules/.bin/asl-validator
+ASL_VALIDATOR_VERSION := 4.0.0
 
 .PHONY: install train run test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
-	publish-layers package deploy bench
+	publish-layers package deploy bench asl-validator
 
 install: $(VENV)/.installed
 
@@ -25,8 +28,13 @@ artifacts/LATEST:
 run: install artifacts/LATEST
 	$(VENV)/bin/chalice local --stage local --port $(PORT)
 
-test: install
+test: install $(ASL_VALIDATOR)
 	$(PY) -m pytest -q
+
+asl-validator: $(ASL_VALIDATOR)
+
+$(ASL_VALIDATOR):
+	npm install --no-save --no-audit --no-fund --prefix build/asl asl-validator@$(ASL_VALIDATOR_VERSION)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -88,10 +96,12 @@ package: install
 		--pkg-format terraform build/package-$(or $(STAGE),prod)
 	$(PY) -m deploy.bytecode --check build/package-$(or $(STAGE),prod)/deployment.zip
 
-# make deploy STAGE=prod
+# make deploy STAGE=prod: the functions and the API (Chalice), then the fan-out state machine and its role,
+# which Chalice cannot deploy (deploy/state_machine.py reads the functions' ARNs from .chalice/deployed/).
 deploy: install
 	$(PY) -m deploy.bytecode --prepare .
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
+	$(PY) -m deploy.state_machine --stage $(STAGE)
 
 # Prints the performance table and writes bench/results/latest.json; `make bench ARGS=--quick` for a smoke run.
 bench: install

@@ -10,7 +10,7 @@ import os
 from chalice import CORSConfig, Response
 
 from chalicelib import api
-from chalicelib.batch.settings import BatchSettings
+from chalicelib.batch.settings import BatchSettings, FanoutSettings
 from chalicelib.envelope import ApiApp, S3Notification
 from chalicelib.openapi import openapi_document
 from chalicelib.predictor import LazyPredictor
@@ -18,6 +18,7 @@ from chalicelib.predictor import LazyPredictor
 app = ApiApp(app_name="house-prices")
 model = LazyPredictor.from_environment()
 batch_settings = BatchSettings.from_environment()
+fanout_settings = FanoutSettings.from_environment()
 cors = CORSConfig(allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"), max_age=600)
 
 
@@ -51,10 +52,24 @@ def openapi() -> dict:
     events=["s3:ObjectCreated:*"],
 )
 def score_uploaded_csv(event) -> None:
-    from chalicelib.batch.handler import score_s3_event
+    from chalicelib.batch.handler import Fanout, score_s3_event
+    from chalicelib.batch.ranges import StepFunctionsStarter
 
-    request_id = getattr(event.context, "aws_request_id", None)
-    score_s3_event(event.to_dict(), model, batch_settings, request_id=request_id)
+    context = event.context
+    fanout = None
+    if fanout_settings.threshold_bytes:
+        starter = StepFunctionsStarter.for_function(context.invoked_function_arn, fanout_settings.state_machine_name)
+        fanout = Fanout(fanout_settings, starter)
+    request_id = getattr(context, "aws_request_id", None)
+    score_s3_event(event.to_dict(), model, batch_settings, request_id=request_id, fanout=fanout)
 
 
 score_uploaded_csv.event_class = S3Notification  # S3's test event has no Records
+
+
+# The Lambda tasks of the fan-out state machine (deploy/state_machine.py): one byte range, or a run's start and end.
+@app.lambda_function(name="fanout_task")
+def fanout_task(event: dict, context) -> dict | None:
+    from chalicelib.batch.fanout import run_lambda_step
+
+    return run_lambda_step(event, batch_settings)
