@@ -45,6 +45,25 @@ def openapi() -> dict:
     return openapi_document()
 
 
+# The jobs API (chalicelib/batch/jobs.py): score a file with curl alone. boto3 is imported per call, not here.
+@app.route("/jobs", methods=["POST"], cors=cors, content_types=["application/json"])
+def create_job() -> Response:
+    from chalicelib.batch import jobs
+
+    reply = jobs.create_job(app.current_request.raw_body, batch_settings, jobs.presigning_client())
+    return Response(reply.body, status_code=reply.status)
+
+
+@app.route("/jobs/{job_id}", methods=["GET"], cors=cors)
+def job_status(job_id: str) -> Response:
+    from chalicelib.batch import jobs
+
+    function_arn = getattr(app.lambda_context, "invoked_function_arn", None)
+    describe = jobs.execution_describer(function_arn, fanout_settings.state_machine_name) if function_arn else None
+    reply = jobs.job_status(job_id, batch_settings, fanout_settings, jobs.presigning_client(), describe)
+    return Response(reply.body, status_code=reply.status)
+
+
 @app.on_s3_event(
     bucket=batch_settings.input_bucket,
     prefix=batch_settings.input_prefix,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.batch.ranges import MIN_PART_BYTES, ByteRange, misframed_boundaries, plan_ranges, run_name
-from chalicelib.batch.settings import BatchSettings
+from chalicelib.batch.ranges import MIN_PART_BYTES, ByteRange, misframed_boundaries, plan_ranges
+from chalicelib.batch.settings import BatchSettings, run_name
 from chalicelib.predictor import Predictor, load_predictor
 from testkit.fanout import csv_of_rows, fanout_rig
 

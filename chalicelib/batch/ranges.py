@@ -10,7 +10,6 @@ record boundaries is scored by one function instead (chalicelib.batch.fanout).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Callable, Sequence
@@ -18,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from chalicelib.batch.framing import MAX_RECORD_BYTES, BatchFileError
-from chalicelib.batch.settings import BatchSettings, FanoutSettings
+from chalicelib.batch.settings import BatchSettings, FanoutSettings, run_name
 
 # S3 multipart limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
 MIN_PART_BYTES = 5 * 1024 * 1024
@@ -156,13 +155,6 @@ class Run:
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> Run:
         return cls(**{name: value[name] for name in cls.__dataclass_fields__})
-
-
-def run_name(bucket: str, key: str, etag: str) -> str:
-    """The execution name of an upload: the same for every delivery of its event, so S3's redeliveries
-    start no second run (Step Functions refuses a name twice). 80 characters at most, [0-9a-z-]."""
-    digest = hashlib.sha256(f"{bucket}\n{key}\n{etag.strip(chr(34))}".encode("utf-8", "surrogatepass")).hexdigest()
-    return f"score-{digest[:64]}"
 
 
 def start_run(

@@ -134,3 +134,10 @@ class FanoutSettings:
 
     def fans_out(self, size: int) -> bool:
         return 0 < self.threshold_bytes < size
+
+
+def run_name(bucket: str, key: str, etag: str) -> str:
+    """The execution name of an upload: the same for every delivery of its event, so S3's redeliveries
+    start no second run (Step Functions refuses a name twice). 80 characters at most, [0-9a-z-]."""
+    digest = hashlib.sha256(f"{bucket}\n{key}\n{etag.strip(chr(34))}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"score-{digest[:64]}"
