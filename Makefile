@@ -8,7 +8,7 @@ ARCH ?= x86_64
 ASL_VALIDATOR := build/asl/node_modules/.bin/asl-validator
 ASL_VALIDATOR_VERSION := 4.0.0
 
-.PHONY: install train run test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
+.PHONY: install train run run-jobs test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
 	publish-layers package deploy bench asl-validator
 
 install: $(VENV)/.installed
@@ -27,6 +27,10 @@ artifacts/LATEST:
 
 run: install artifacts/LATEST
 	$(VENV)/bin/chalice local --stage local --port $(PORT)
+
+# make run-jobs [THRESHOLD=bytes]: the API with S3 (moto) and the fan-out on the local runner, for the jobs API
+run-jobs: install artifacts/LATEST
+	$(PY) -m testkit.serve --port $(PORT) $(if $(THRESHOLD),--threshold $(THRESHOLD))
 
 test: install $(ASL_VALIDATOR)
 	$(PY) -m pytest -q

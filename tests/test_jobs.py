@@ -29,6 +29,7 @@ from chalicelib.batch.settings import BatchSettings, FanoutSettings
 from chalicelib.predictor import Predictor, load_predictor
 from testkit.fanout import csv_of_rows, fanout_rig
 from testkit.ports import free_port, wait_for_http
+from testkit.serve import deliver_new_uploads
 from tests.conftest import ROOT
 
 ROWS = 40_000
@@ -206,3 +207,16 @@ def test_every_state_in_process_with_the_api_functions_calls(s3, job_settings, p
     assert state() == "failed"
     s3.delete_object(Bucket=job_settings.output_bucket, Key=job_settings.error_report_key(key))
     assert state() == "failed"  # the run FAILED, even without its report
+
+
+def test_the_local_event_loop_delivers_each_upload_once(s3, job_settings):
+    events: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    key = jobs.input_key(job_settings, uuid.uuid4().hex)
+    s3.put_object(Bucket=job_settings.input_bucket, Key=key, Body=b"a,b\n1,2\n")
+    deliver_new_uploads(s3, job_settings, seen, events.append)
+    deliver_new_uploads(s3, job_settings, seen, events.append)
+    s3.put_object(Bucket=job_settings.input_bucket, Key=key, Body=b"a,b\n1,3\n")  # replaced: a new upload
+    deliver_new_uploads(s3, job_settings, seen, events.append)
+    mine = [e["Records"][0]["s3"]["object"] for e in events if e["Records"][0]["s3"]["object"]["key"] == key]
+    assert len(mine) == 2 and mine[0]["eTag"] != mine[1]["eTag"] and mine[0]["size"] == 8

@@ -254,12 +254,13 @@ def _describe(error: Any) -> str:
     """A Catch's `{"Error", "Cause"}` as the report's reason; a Lambda error's Cause is its JSON."""
     if not isinstance(error, dict):
         return "the fan-out failed"
-    cause = error.get("Cause", "")
+    cause = str(error.get("Cause", ""))
     try:
         parsed = json.loads(cause)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
         cause = f"{parsed.get('errorType', '')}: {parsed.get('errorMessage', '')}"
-    except (ValueError, AttributeError):
-        pass
     return f"a step of the fan-out failed ({error.get('Error', '?')}): {cause}"[:2000]
 
 
