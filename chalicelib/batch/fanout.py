@@ -149,6 +149,7 @@ def score_range(run: Run, upload_id: str | None, byte_range: ByteRange, predicto
     summary: dict[str, Any] = {"index": byte_range.index, "rows": 0, "rows_with_errors": 0}
     body = _get(client, run, byte_range.start, byte_range.end)["Body"]
     counted = _Counting(body)
+    ahead: ReadAhead | None = None
     with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as out, ThreadPoolExecutor(1, "range-read") as reads:
         try:
             if byte_range.index == 0:
@@ -158,10 +159,13 @@ def score_range(run: Run, upload_id: str | None, byte_range: ByteRange, predicto
                 header = _read_all(_get(client, run, 0, run.header_end)["Body"])
                 source = _HeaderThen(header, counted)
                 sink = _WithoutHeader(out, Layout.of(header.removesuffix(b"\n")).output_header)
-            scored = score_csv_stream(ReadAhead(source, reads), sink.write, predictor)
+            ahead = ReadAhead(source, reads)
+            scored = score_csv_stream(ahead, sink.write, predictor)
             summary |= {"rows": scored.rows, "rows_with_errors": scored.rows_with_errors}
         except BatchFileError as exc:
             summary["error"] = str(exc)
+            if ahead is not None and ahead.next is not None:
+                ahead.next.result()  # the block read ahead is counted before the rest is read here
             while counted.read(8 * 1024 * 1024):  # the rest of the range still counts for the boundary check
                 pass
         finally:
