@@ -4,9 +4,12 @@ PY := $(VENV)/bin/python
 PYTHON312 ?= python3.12
 PORT ?= 8000
 ARCH ?= x86_64
+# The Amazon States Language validator the tests run on the generated state machine (npm, Node 20).
+ASL_VALIDATOR := build/asl/node_modules/.bin/asl-validator
+ASL_VALIDATOR_VERSION := 4.0.0
 
-.PHONY: install train run test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
-	publish-layers package deploy bench tune report mlflow-ui examples postman screenshot
+.PHONY: install train run run-jobs test lint format audit audit-code audit-deps soak layers smoke batch publish policy \
+	publish-layers package deploy bench tune report mlflow-ui examples postman screenshot asl-validator
 
 install: $(VENV)/.installed
 
@@ -48,8 +51,17 @@ artifacts/LATEST:
 run: install artifacts/LATEST
 	$(VENV)/bin/chalice local --stage local --no-autoreload --port $(PORT)
 
-test: install
+# make run-jobs [THRESHOLD=bytes]: the API with S3 (moto) and the fan-out on the local runner, for the jobs API
+run-jobs: install artifacts/LATEST
+	$(PY) -m testkit.serve --port $(PORT) $(if $(THRESHOLD),--threshold $(THRESHOLD))
+
+test: install $(ASL_VALIDATOR)
 	$(PY) -m pytest -q
+
+asl-validator: $(ASL_VALIDATOR)
+
+$(ASL_VALIDATOR):
+	npm install --no-save --no-audit --no-fund --prefix build/asl asl-validator@$(ASL_VALIDATOR_VERSION)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -111,10 +123,12 @@ package: install
 		--pkg-format terraform build/package-$(or $(STAGE),prod)
 	$(PY) -m deploy.bytecode --check build/package-$(or $(STAGE),prod)/deployment.zip
 
-# make deploy STAGE=prod
+# make deploy STAGE=prod: the functions and the API (Chalice), then the fan-out state machine and its role,
+# which Chalice cannot deploy (deploy/state_machine.py reads the functions' ARNs from .chalice/deployed/).
 deploy: install
 	$(PY) -m deploy.bytecode --prepare .
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
+	$(PY) -m deploy.state_machine --stage $(STAGE)
 
 # Prints the performance table and writes bench/results/latest.json; `make bench ARGS=--quick` for a smoke run.
 bench: install

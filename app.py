@@ -11,7 +11,7 @@ import os
 from chalice import CORSConfig, Response
 
 from chalicelib import api
-from chalicelib.batch.settings import BatchSettings
+from chalicelib.batch.settings import BatchSettings, FanoutSettings
 from chalicelib.envelope import ApiApp, S3Notification
 from chalicelib.openapi import openapi_document
 from chalicelib.page import web_page
@@ -21,6 +21,7 @@ app = ApiApp(app_name="house-prices")
 model = LazyPredictor.from_environment()
 model.load_during_lambda_init()
 batch_settings = BatchSettings.from_environment()
+fanout_settings = FanoutSettings.from_environment()
 cors = CORSConfig(allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"), max_age=600)
 
 
@@ -54,6 +55,25 @@ def page() -> Response:
     return Response(served.html, headers=served.headers)
 
 
+# The jobs API (chalicelib/batch/jobs.py): score a file with curl alone. boto3 is imported per call, not here.
+@app.route("/jobs", methods=["POST"], cors=cors, content_types=["application/json"])
+def create_job() -> Response:
+    from chalicelib.batch import jobs
+
+    reply = jobs.create_job(app.current_request.raw_body, batch_settings, jobs.presigning_client())
+    return Response(reply.body, status_code=reply.status)
+
+
+@app.route("/jobs/{job_id}", methods=["GET"], cors=cors)
+def job_status(job_id: str) -> Response:
+    from chalicelib.batch import jobs
+
+    function_arn = getattr(app.lambda_context, "invoked_function_arn", None)
+    describe = jobs.execution_describer(function_arn, fanout_settings.state_machine_name) if function_arn else None
+    reply = jobs.job_status(job_id, batch_settings, fanout_settings, jobs.presigning_client(), describe)
+    return Response(reply.body, status_code=reply.status)
+
+
 @app.on_s3_event(
     bucket=batch_settings.input_bucket,
     prefix=batch_settings.input_prefix,
@@ -61,10 +81,24 @@ def page() -> Response:
     events=["s3:ObjectCreated:*"],
 )
 def score_uploaded_csv(event) -> None:
-    from chalicelib.batch.handler import score_s3_event
+    from chalicelib.batch.handler import Fanout, score_s3_event
+    from chalicelib.batch.ranges import StepFunctionsStarter
 
-    request_id = getattr(event.context, "aws_request_id", None)
-    score_s3_event(event.to_dict(), model, batch_settings, request_id=request_id)
+    context = event.context
+    fanout = None
+    if fanout_settings.threshold_bytes:
+        starter = StepFunctionsStarter.for_function(context.invoked_function_arn, fanout_settings.state_machine_name)
+        fanout = Fanout(fanout_settings, starter)
+    request_id = getattr(context, "aws_request_id", None)
+    score_s3_event(event.to_dict(), model, batch_settings, request_id=request_id, fanout=fanout)
 
 
 score_uploaded_csv.event_class = S3Notification  # S3's test event has no Records
+
+
+# The Lambda tasks of the fan-out state machine (deploy/state_machine.py): one byte range, or a run's start and end.
+@app.lambda_function(name="fanout_task")
+def fanout_task(event: dict, context) -> dict | None:
+    from chalicelib.batch.fanout import run_lambda_step
+
+    return run_lambda_step(event, batch_settings)

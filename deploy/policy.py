@@ -5,9 +5,12 @@ grants on `Resource: "*"`. Here every statement names the stage's buckets and pr
 so one function cannot read another stage's data or overwrite the model it serves.
 
 One policy per function, because Chalice gives each function its own role once
-`autogen_policy` is false: the API function may only read the model; only the batch
-function may read uploads and write predictions. Neither may write artifacts: publishing
-is done by a person or CI with `publisher_policy`, never by the service.
+`autogen_policy` is false: the API function may read the model and, for the jobs API, sign
+uploads into `incoming/jobs/` and read what it reports on; the batch function and the fan-out
+task may read uploads and write predictions, and the fan-out task reads its run's files back.
+None may write artifacts: publishing is done by a person or CI with `publisher_policy`, never
+by the service. The fan-out state machine's role (`state_machine_policy`) is deployed by
+deploy/state_machine.py, outside Chalice.
 
     python -m deploy.policy --stage STAGE | --all        # writes .chalice/policy-<stage>-<function>.json
     python -m deploy.policy --stage prod --publisher     # prints the publisher's policy
@@ -27,12 +30,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from chalicelib.batch.settings import JOBS_FOLDER, RUNS_FOLDER
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHALICE_DIR = REPO_ROOT / ".chalice"
 CONFIG_PATH = CHALICE_DIR / "config.json"
 API_FUNCTION = "api_handler"
 BATCH_FUNCTION = "score_uploaded_csv"
-FUNCTIONS = (API_FUNCTION, BATCH_FUNCTION)
+FANOUT_FUNCTION = "fanout_task"
+FUNCTIONS = (API_FUNCTION, BATCH_FUNCTION, FANOUT_FUNCTION)
 
 READ = ["s3:GetObject"]  # also what HeadObject needs
 # PutObject authorises CreateMultipartUpload, UploadPart and CompleteMultipartUpload too.
@@ -57,10 +63,12 @@ class Deployment:
     input_prefix: str
     output_bucket: str
     output_prefix: str
+    state_machine_name: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], app_name: str = "house-prices", stage: str = "dev") -> Deployment:
-        """Reads ARTIFACTS_URI, INPUT_BUCKET/PREFIX and OUTPUT_BUCKET/PREFIX; refuses what would over-grant."""
+        """Reads ARTIFACTS_URI, INPUT_BUCKET/PREFIX, OUTPUT_BUCKET/PREFIX and FANOUT_STATE_MACHINE;
+        refuses what would over-grant."""
         uri = env["ARTIFACTS_URI"]
         if not uri.startswith("s3://"):
             raise ValueError(f"stage {stage}: ARTIFACTS_URI {uri!r} is not s3://bucket/prefix; Lambda cannot read it")
@@ -75,6 +83,7 @@ class Deployment:
             env["INPUT_PREFIX"],
             env["OUTPUT_BUCKET"],
             env["OUTPUT_PREFIX"],
+            env.get("FANOUT_STATE_MACHINE", f"{app_name}-{stage}-fanout"),
         )
         deployment.check()
         return deployment
@@ -94,6 +103,18 @@ class Deployment:
         base = f"{self.app_name}-{self.stage}"
         return base if function == API_FUNCTION else f"{base}-{function}"
 
+    def state_machine_arn(self, region: str = "*", account: str = "*") -> str:
+        return f"arn:aws:states:{region}:{account}:stateMachine:{self.state_machine_name}"
+
+    def execution_arns(self, region: str = "*", account: str = "*") -> list[str]:
+        """The runs (`...:NAME:run`) and a Distributed Map's child executions (`...:NAME/map-run:child`)."""
+        base = f"arn:aws:states:{region}:{account}:execution:{self.state_machine_name}"
+        return [f"{base}:*", f"{base}/*"]
+
+    @property
+    def run_files(self) -> str:
+        return objects(self.output_bucket, self.output_prefix + RUNS_FOLDER)
+
 
 def objects(bucket: str, prefix: str) -> str:
     return f"arn:aws:s3:::{bucket}/{prefix}*"
@@ -109,17 +130,58 @@ def function_policy(deployment: Deployment, function: str, tracing: bool = False
     statements = [
         statement("ReadModelArtifacts", READ, [objects(deployment.artifacts_bucket, deployment.artifacts_prefix)]),
     ]
+    uploads = statement("ReadUploadedCsvs", READ, [objects(deployment.input_bucket, deployment.input_prefix)])
+    predictions = statement("WritePredictions", WRITE, [objects(deployment.output_bucket, deployment.output_prefix)])
     if function == BATCH_FUNCTION:
+        # The plan of a fanned-out run is written under the output prefix, then the run started.
         statements += [
-            statement("ReadUploadedCsvs", READ, [objects(deployment.input_bucket, deployment.input_prefix)]),
-            statement("WritePredictions", WRITE, [objects(deployment.output_bucket, deployment.output_prefix)]),
+            uploads,
+            predictions,
+            statement("StartFanoutRuns", ["states:StartExecution"], [deployment.state_machine_arn()]),
         ]
-    elif function != API_FUNCTION:
+    elif function == FANOUT_FUNCTION:
+        statements += [uploads, predictions, statement("ReadRunFiles", READ, [deployment.run_files])]
+    elif function == API_FUNCTION:
+        # The jobs API: a presigned PUT is signed with the API's own permission, and a job's
+        # state is read from its upload, its output or report, and its run's totals.
+        job_uploads = objects(deployment.input_bucket, deployment.input_prefix + JOBS_FOLDER)
+        job_results = objects(deployment.output_bucket, deployment.output_prefix + JOBS_FOLDER)
+        statements += [
+            statement("SignJobUploads", ["s3:PutObject"], [job_uploads]),
+            statement("ReadJobs", READ, [job_uploads, job_results, deployment.run_files]),
+            statement("DescribeJobRuns", ["states:DescribeExecution"], deployment.execution_arns()[:1]),
+        ]
+    else:
         raise ValueError(f"no policy for function {function!r}; known: {', '.join(FUNCTIONS)}")
     statements.append(statement("WriteOwnLogs", LOGS, [log_group, f"{log_group}:*"]))
     if tracing:
         statements.append(statement("WriteTraces", TRACES, ["*"]))
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def state_machine_policy(deployment: Deployment, function_arn: str) -> dict[str, Any]:
+    """The fan-out state machine's role: invoke the fan-out task, read run plans (ItemReader), and run
+    its Distributed Map, which starts, describes and stops child executions of this state machine."""
+    region, account = function_arn.split(":")[3:5]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            statement("InvokeFanoutTask", ["lambda:InvokeFunction"], [function_arn, f"{function_arn}:*"]),
+            statement("ReadRunPlans", READ, [deployment.run_files]),
+            statement("StartMapRuns", ["states:StartExecution"], [deployment.state_machine_arn(region, account)]),
+            statement(
+                "ManageMapRuns",
+                ["states:DescribeExecution", "states:StopExecution"],
+                deployment.execution_arns(region, account),
+            ),
+        ],
+    }
+
+
+STATES_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 
 
 def publisher_policy(deployment: Deployment) -> dict[str, Any]:

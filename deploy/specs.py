@@ -127,6 +127,8 @@ class FunctionSpec:
 FUNCTIONS = (
     FunctionSpec("api_handler", ("native",), 25 * MIB),
     FunctionSpec("score_uploaded_csv", ("model", "pandas"), 180 * MIB),
+    # The fan-out's steps score ranges with the same code as score_uploaded_csv.
+    FunctionSpec("fanout_task", ("model", "pandas"), 180 * MIB),
 )
 
 # The lean API (issue 10): what answering /predict_price, /health and /openapi.json may

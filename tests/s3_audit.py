@@ -39,11 +39,23 @@ from chalicelib.s3_get import S3Reader
 from deploy import policy
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE = (str(ROOT / "chalicelib") + os.sep, str(ROOT / "training" / "publish.py"))
+# testkit/stepfunctions.py stands in for Step Functions: its own calls (the Map's ItemReader) are the state
+# machine role's.
+STATE_MACHINE_RUNNER = "testkit/stepfunctions.py"
+CODE = (str(ROOT / "chalicelib") + os.sep, str(ROOT / "training" / "publish.py"), str(ROOT / STATE_MACHINE_RUNNER))
 HANDLER_ID = "tests.s3_audit"
 # Modules whose S3 tests run the code (not just tools): selecting one of them adds the audit.
-END_TO_END = ("tests/test_artifacts.py", "tests/test_batch", "tests/test_faults.py")
+END_TO_END = (
+    "tests/test_artifacts.py",
+    "tests/test_batch",
+    "tests/test_faults.py",
+    "tests/test_fanout.py",
+    "tests/test_jobs",
+)
 PUBLISHER = "publisher"
+STATE_MACHINE = "state machine"
+# The function ARN the state machine role is checked with (it names the function, not S3).
+AUDIT_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:audit-fanout_task"
 
 # Operation -> the IAM actions it needs, and whether they apply to the bucket or the object.
 OBJECT_ACTIONS = {
@@ -140,10 +152,17 @@ class Recorder:
 
 
 def principals(origin: Origin) -> list[str]:
-    """Whose policy must allow a call: publishing, batch scoring, or a model load (both functions)."""
+    """Whose policy must allow a call: publishing, the jobs API, a fan-out step, batch scoring, or a model
+    load (every function)."""
     names = [Path(f).relative_to(ROOT).as_posix() for f in origin.files]
     if "training/publish.py" in names:
         return [PUBLISHER]
+    if names[0] == STATE_MACHINE_RUNNER:
+        return [STATE_MACHINE]
+    if "chalicelib/batch/jobs.py" in names:
+        return [policy.API_FUNCTION]
+    if "chalicelib/batch/fanout.py" in names:
+        return [policy.FANOUT_FUNCTION]
     if any(n.startswith("chalicelib/batch/") for n in names):
         return [policy.BATCH_FUNCTION]
     return list(policy.FUNCTIONS)
@@ -200,11 +219,12 @@ def violations(calls: Iterable[Call]) -> list[str]:
             problems.append(f"{where}: {exc}")
             continue
         for principal in principals(call.origin):
-            doc = (
-                policy.publisher_policy(deployment)
-                if principal == PUBLISHER
-                else policy.function_policy(deployment, principal)
-            )
+            if principal == PUBLISHER:
+                doc = policy.publisher_policy(deployment)
+            elif principal == STATE_MACHINE:
+                doc = policy.state_machine_policy(deployment, AUDIT_FUNCTION_ARN)
+            else:
+                doc = policy.function_policy(deployment, principal)
             problems += [
                 f"{where}: {principal} may not {action} on {arn}"
                 for action, arn in needs

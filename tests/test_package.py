@@ -65,9 +65,9 @@ def swagger(terraform: dict[str, Any]) -> dict[str, Any]:
     return json.loads(terraform["locals"]["chalice_api_swagger"])
 
 
-def test_two_functions_sized_and_layered_as_configured(terraform: dict[str, Any]) -> None:
+def test_three_functions_sized_and_layered_as_configured(terraform: dict[str, Any]) -> None:
     functions = terraform["resource"]["aws_lambda_function"]
-    assert set(functions) == {"api_handler", "score_uploaded_csv"}
+    assert set(functions) == {"api_handler", "score_uploaded_csv", "fanout_task"}
     for name, function in functions.items():
         settings = FUNCTIONS[name]
         assert function["runtime"] == "python3.12"
@@ -82,9 +82,10 @@ def test_two_functions_sized_and_layered_as_configured(terraform: dict[str, Any]
         assert function["tracing_config"] == {"mode": "Active"}
     assert functions["api_handler"]["handler"] == "app.app"
     assert functions["score_uploaded_csv"]["handler"] == "app.score_uploaded_csv"
+    assert functions["fanout_task"]["handler"] == "app.fanout_task"
     assert (functions["api_handler"]["memory_size"], functions["api_handler"]["timeout"]) == (512, 10)
     # Each function gets the layers deploy/specs.py gives it: the API only LightGBM's C library
-    # (the native layer), only the batch function numpy, scipy, lightgbm and pandas.
+    # (the native layer), only the batch and fan-out functions numpy, scipy, lightgbm and pandas.
     for spec in specs.FUNCTIONS:
         names = [publish_layers.arn_layer_name(arn) for arn in functions[spec.name]["layers"]]
         assert names == [publish_layers.layer_name(layer, "x86_64") for layer in spec.layers]

@@ -14,19 +14,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deploy import policy
-from deploy.policy import API_FUNCTION, BATCH_FUNCTION, FUNCTIONS, Deployment, allows
+from deploy.policy import API_FUNCTION, BATCH_FUNCTION, FANOUT_FUNCTION, FUNCTIONS, Deployment, allows
 
 CONFIG = policy.read_config()
 STAGES = policy.lambda_stages(CONFIG)
 PROD = policy.stage_deployment(CONFIG, "prod")
 API = policy.function_policy(PROD, API_FUNCTION)
 BATCH = policy.function_policy(PROD, BATCH_FUNCTION)
+FANOUT = policy.function_policy(PROD, FANOUT_FUNCTION)
 
 MODEL = "arn:aws:s3:::house-prices-prod-artifacts/models/house-prices/20260101T000000Z-abc/model.txt"
 UPLOAD = "arn:aws:s3:::house-prices-prod-input/incoming/houses.csv"
 PREDICTIONS = "arn:aws:s3:::house-prices-prod-output/predictions/houses.predictions.csv"
 API_LOGS = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/house-prices-prod:log-stream:2026/01/01/x"
 BATCH_LOGS = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/house-prices-prod-score_uploaded_csv"
+FANOUT_LOGS = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/house-prices-prod-fanout_task"
+RUN_FILE = "arn:aws:s3:::house-prices-prod-output/predictions/_runs/score-1/ranges/00001.json"
+JOB_UPLOAD = "arn:aws:s3:::house-prices-prod-input/incoming/jobs/0123456789abcdef0123456789abcdef.csv"
+JOB_OUTPUT = "arn:aws:s3:::house-prices-prod-output/predictions/jobs/0123456789abcdef0123456789abcdef.predictions.csv"
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:house-prices-prod-fanout"
+RUN = "arn:aws:states:us-east-1:123456789012:execution:house-prices-prod-fanout:score-1"
 
 
 def test_lambda_stages_are_dev_and_prod() -> None:
@@ -67,12 +74,14 @@ def test_every_resource_is_the_stages_own(stage: str, function: str) -> None:
     own = (
         f"arn:aws:s3:::house-prices-{stage}-",
         f"arn:aws:logs:*:*:log-group:/aws/lambda/{deployment.function_name(function)}",
+        f"arn:aws:states:*:*:stateMachine:house-prices-{stage}-fanout",
+        f"arn:aws:states:*:*:execution:house-prices-{stage}-fanout:",
     )
     doc = policy.function_policy(deployment, function, tracing=policy.xray_enabled(CONFIG, stage))
     for resource in resources(doc):
         assert resource.startswith(own)
-        # The only wildcard is a trailing one; the logs ARN's region and account are "*".
-        assert "*" not in resource.removeprefix("arn:aws:logs:*:*:").rstrip("*")
+        # The only wildcard is a trailing one; the logs and states ARNs' region and account are "*".
+        assert "*" not in resource.removeprefix("arn:aws:logs:*:*:").removeprefix("arn:aws:states:*:*:").rstrip("*")
         assert "?" not in resource
 
 
@@ -108,6 +117,10 @@ ACTIONS = [
     "logs:CreateLogGroup",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
+    "states:StartExecution",
+    "states:DescribeExecution",
+    "states:StopExecution",
+    "states:*",
 ]
 LOG_WRITES = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 OUTPUT_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}
@@ -128,6 +141,23 @@ OUTPUT_WRITES = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}
         (BATCH, BATCH_LOGS, LOG_WRITES),
         (BATCH, API_LOGS, set()),
         (BATCH, "*", set()),
+        (BATCH, MACHINE, {"states:StartExecution"}),
+        (BATCH, RUN, set()),
+        (BATCH, RUN_FILE, OUTPUT_WRITES),
+        (API, RUN_FILE, {"s3:GetObject"}),
+        (API, JOB_UPLOAD, {"s3:GetObject", "s3:PutObject"}),
+        (API, JOB_OUTPUT, {"s3:GetObject"}),
+        (API, RUN, {"states:DescribeExecution"}),
+        (API, MACHINE, set()),
+        (FANOUT, MODEL, {"s3:GetObject"}),
+        (FANOUT, UPLOAD, {"s3:GetObject"}),
+        (FANOUT, PREDICTIONS, OUTPUT_WRITES),
+        (FANOUT, RUN_FILE, OUTPUT_WRITES | {"s3:GetObject"}),
+        (FANOUT, FANOUT_LOGS, LOG_WRITES),
+        (FANOUT, BATCH_LOGS, set()),
+        (FANOUT, MACHINE, set()),
+        (FANOUT, RUN, set()),
+        (FANOUT, "*", set()),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -177,7 +207,7 @@ OUTSIDE = [
 ]
 
 
-@pytest.mark.parametrize("doc", [API, BATCH], ids=["api", "batch"])
+@pytest.mark.parametrize("doc", [API, BATCH, FANOUT], ids=["api", "batch", "fanout"])
 @pytest.mark.parametrize("resource", OUTSIDE)
 def test_nothing_outside_the_stage_prefixes(doc: dict[str, Any], resource: str) -> None:
     for action in ACTIONS:
@@ -286,6 +316,7 @@ def test_cli_writes_one_stage_and_refuses_the_local_one(tmp_path, capsys) -> Non
     policy.main(["--stage", "dev", "--config", str(config)])
     assert sorted(p.name for p in tmp_path.glob("policy-*.json")) == [
         "policy-dev-api_handler.json",
+        "policy-dev-fanout_task.json",
         "policy-dev-score_uploaded_csv.json",
     ]
     with pytest.raises(SystemExit) as exc:

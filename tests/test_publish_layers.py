@@ -113,7 +113,7 @@ def test_only_matching_layer_names_are_replaced() -> None:
     config = policy.read_config()
     new = arn(layer_name("model", "x86_64"), 7)
     updated, changes = with_layer_arns(config, [new])
-    assert len(changes) == 2  # the batch function of dev and prod (the API has the native layer)
+    assert len(changes) == 4  # the batch and fan-out functions of dev and prod (the API has the native layer)
     pandas = config["stages"]["prod"]["lambda_functions"]["score_uploaded_csv"]["layers"][1]
     assert updated["stages"]["prod"]["lambda_functions"]["score_uploaded_csv"]["layers"] == [new, pandas]
     assert unused_layer_names(config, [layer_name("model", "x86_64")]) == []

@@ -133,7 +133,7 @@ def test_records_the_service_readers_gets_and_catches_one_outside_the_prefix(mon
         ("GetObject", "art", "other/secret.json", store),
     ]
     problems = violations(recorder.calls)
-    assert len(problems) == 2  # both functions load the model: neither may read outside the prefix
+    assert len(problems) == 3  # every function loads the model (API, batch, fan-out task): none may read outside
     assert all("may not s3:GetObject on arn:aws:s3:::art/other/secret.json" in p for p in problems)
 
 

@@ -14,6 +14,9 @@ deleted. So each record is checked before and after scoring:
 A record that cannot be scored (another bucket, a key that is not ours) is logged and skipped;
 one bad record never stops the others. S3 failing (anything unexpected) is raised after the
 other records are done, so Lambda retries the event; the retry rewrites the same bytes.
+
+An upload larger than the fan-out threshold is planned into byte ranges and handed to the
+state machine instead (chalicelib.batch.ranges, chalicelib.batch.fanout).
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
 from chalicelib.batch.framing import BatchFileError
+from chalicelib.batch.ranges import Starter, start_run
 from chalicelib.batch.s3io import PART_BYTES, score_into_s3
-from chalicelib.batch.settings import BatchSettings, OutputKeyError
+from chalicelib.batch.settings import BatchSettings, FanoutSettings, OutputKeyError
 from chalicelib.logs import log_event
 from chalicelib.predictor import LazyPredictor, Predictor
 
@@ -42,9 +47,18 @@ class Superseded(Exception):
 
 
 @dataclass(frozen=True)
+class Fanout:
+    """When to fan out, and what starts the state machine."""
+
+    settings: FanoutSettings
+    starter: Starter
+
+
+@dataclass(frozen=True)
 class ObjectResult:
     """What became of one event record: `scored`, `failed` (error report), `skipped` (stale event),
-    `ignored` (not an upload) or `rejected` (not ours to score)."""
+    `ignored` (not an upload), `rejected` (not ours to score) or `fanned_out` (a run scores it;
+    `error` then says if a run for this upload had started already)."""
 
     bucket: str
     key: str
@@ -61,6 +75,7 @@ def score_s3_event(
     settings: BatchSettings,
     s3_client: Any = None,
     request_id: str | None = None,
+    fanout: Fanout | None = None,
 ) -> list[ObjectResult]:
     """Score every uploaded object an event names; see the module docstring."""
     settings.check()
@@ -77,7 +92,7 @@ def score_s3_event(
     failure: Exception | None = None
     for record in records:
         try:
-            results.append(_score_record(record, model, settings, s3_client, request_id))
+            results.append(_score_record(record, model, settings, s3_client, request_id, fanout))
         except Exception as exc:
             failure = failure or exc
     if failure is not None:
@@ -86,14 +101,20 @@ def score_s3_event(
 
 
 def _score_record(
-    record: Any, model: LazyPredictor, settings: BatchSettings, client: Any, request_id: str | None
+    record: Any,
+    model: LazyPredictor,
+    settings: BatchSettings,
+    client: Any,
+    request_id: str | None,
+    fanout: Fanout | None,
 ) -> ObjectResult:
     try:
         name = str(record.get("eventName", ""))
         bucket = str(record["s3"]["bucket"]["name"])
         key = unquote_plus(str(record["s3"]["object"]["key"]))
         etag = record["s3"]["object"].get("eTag")
-    except (AttributeError, KeyError, TypeError):
+        size = int(record["s3"]["object"].get("size") or 0)
+    except (AttributeError, KeyError, TypeError, ValueError):
         log_event("batch_file", logging.ERROR, request_id=request_id, outcome="rejected", reason="not an S3 record")
         return ObjectResult("", "", "rejected", None, error="not an S3 record")
     where = f"s3://{bucket}/{key}"
@@ -109,13 +130,48 @@ def _score_record(
         log_event("batch_file", logging.ERROR, request_id=request_id, input=where, outcome="rejected", reason=str(exc))
         return ObjectResult(bucket, key, "rejected", report, error=str(exc))
     try:
-        return score_s3_object(bucket, key, model.get(), settings, client, etag=etag, request_id=request_id)
+        predictor = model.get()
+        if fanout is not None and etag and fanout.settings.fans_out(size):
+            fanned = _fan_out(bucket, key, etag, size, predictor.version, settings, client, fanout, request_id)
+            if fanned is not None:
+                return fanned
+        return score_s3_object(bucket, key, predictor, settings, client, etag=etag, request_id=request_id)
     except Superseded as exc:
         log_event("batch_file", request_id=request_id, input=where, outcome="skipped", reason=str(exc))
         return ObjectResult(bucket, key, "skipped", None, error=str(exc))
     except Exception as exc:
         log_event("batch_file", logging.ERROR, request_id=request_id, input=where, outcome="error", reason=repr(exc))
         raise
+
+
+def _fan_out(
+    bucket: str,
+    key: str,
+    etag: str,
+    size: int,
+    model_version: str,
+    settings: BatchSettings,
+    client: Any,
+    fanout: Fanout,
+    request_id: str | None,
+) -> ObjectResult | None:
+    """Start the upload's run; None when planning finds the file unscorable (one function then reports why)."""
+    try:
+        starting = partial(start_run, bucket, key, etag, size, model_version, settings, fanout.settings, client)
+        run, started = _unless_gone(lambda: starting(fanout.starter), bucket, key)
+    except BatchFileError:
+        return None
+    note = None if started else f"run {run.name} was started by an earlier delivery of this event"
+    log_event(
+        "batch_file",
+        request_id=request_id,
+        input=f"s3://{bucket}/{key}",
+        outcome="fanned_out",
+        run=run.name,
+        ranges=run.ranges,
+        started=started,
+    )
+    return ObjectResult(bucket, key, "fanned_out", run.output_key, error=note)
 
 
 def _long_key_report(bucket: str, key: str, settings: BatchSettings, client: Any, reason: str) -> str | None:
@@ -179,7 +235,7 @@ def score_s3_object(
         )
     except BatchFileError as exc:
         still_current()
-        _write_report(s3_client, settings, bucket, key, report_key, output_key, metadata, str(exc))
+        write_error_report(s3_client, settings, bucket, key, report_key, output_key, metadata, str(exc))
         log_event(
             "batch_file",
             logging.ERROR,
@@ -199,7 +255,7 @@ def score_s3_object(
         reason = f"scoring failed and is retried by Lambda: {exc!r}"
         with contextlib.suppress(Exception):  # S3 may be what failed; the first error is the one to raise
             still_current()
-            _write_report(s3_client, settings, bucket, key, report_key, output_key, metadata, reason)
+            write_error_report(s3_client, settings, bucket, key, report_key, output_key, metadata, reason)
         raise
     finally:
         source["Body"].close()
@@ -218,7 +274,7 @@ def score_s3_object(
     return ObjectResult(bucket, key, "scored", output_key, summary.rows, summary.rows_with_errors)
 
 
-def _write_report(
+def write_error_report(
     client: Any,
     settings: BatchSettings,
     bucket: str,
@@ -258,7 +314,7 @@ def _head_current(client: Any, bucket: str, key: str, etag: str) -> None:
         raise Superseded(f"s3://{bucket}/{key} was replaced while it was scored; the newer upload is scored instead")
 
 
-def _unless_gone(call: Callable[[], dict[str, Any]], bucket: str, key: str) -> dict[str, Any]:
+def _unless_gone[T](call: Callable[[], T], bucket: str, key: str) -> T:
     from botocore.exceptions import ClientError
 
     try:

@@ -17,6 +17,10 @@ ERROR_REPORT_SUFFIX = ".error.json"
 MAX_KEY_BYTES = 1024
 # Reports for input keys whose output key would be too long go here, named by a hash of the key.
 LONG_KEYS_FOLDER = "_long-keys/"
+# A fanned-out run's working files: `<output_prefix>_runs/<execution name>/`.
+RUNS_FOLDER = "_runs/"
+# Uploads through the jobs API: `<input_prefix>jobs/<job id><input_suffix>`.
+JOBS_FOLDER = "jobs/"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -92,6 +96,10 @@ class BatchSettings:
             )
         return key
 
+    def run_prefix(self, run_name: str) -> str:
+        """Where a fanned-out run keeps its plan, per-range summaries and totals (see chalicelib.batch.fanout)."""
+        return f"{self.output_prefix}{RUNS_FOLDER}{run_name}/"
+
     def error_report_key(self, input_key: str) -> str:
         return self.output_key(input_key).removesuffix(PREDICTIONS_SUFFIX) + ERROR_REPORT_SUFFIX
 
@@ -99,3 +107,37 @@ class BatchSettings:
         """A short, deterministic report key for an input key too long to map: the same key on every delivery."""
         digest = hashlib.sha256(input_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return f"{self.output_prefix}{LONG_KEYS_FOLDER}{digest}{ERROR_REPORT_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class FanoutSettings:
+    """When an upload is split over a Step Functions Distributed Map, and into how large byte ranges.
+
+    `threshold_bytes` 0 turns fan-out off (every file is scored by one function).
+    """
+
+    threshold_bytes: int
+    range_bytes: int
+    max_concurrency: int
+    state_machine_name: str
+
+    @classmethod
+    def from_environment(cls) -> FanoutSettings:
+        """Cheap, like BatchSettings: app.py reads it at import."""
+        env = os.environ.get
+        return cls(
+            threshold_bytes=int(env("FANOUT_THRESHOLD_BYTES", "0")),
+            range_bytes=int(env("FANOUT_RANGE_BYTES", str(128 * 1024 * 1024))),
+            max_concurrency=int(env("FANOUT_MAX_CONCURRENCY", "100")),
+            state_machine_name=env("FANOUT_STATE_MACHINE", "house-prices-fanout"),
+        )
+
+    def fans_out(self, size: int) -> bool:
+        return 0 < self.threshold_bytes < size
+
+
+def run_name(bucket: str, key: str, etag: str) -> str:
+    """The execution name of an upload: the same for every delivery of its event, so S3's redeliveries
+    start no second run (Step Functions refuses a name twice). 80 characters at most, [0-9a-z-]."""
+    digest = hashlib.sha256(f"{bucket}\n{key}\n{etag.strip(chr(34))}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"score-{digest[:64]}"
