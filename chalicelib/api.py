@@ -106,8 +106,12 @@ def _predict(raw_body: bytes | None, model: LazyPredictor) -> Reply:
     features: list[list[float]] = [[] for _ in records]
     for indices, columns in split.groups:
         checked = check(columns, predictor.encoders, predictor.domain, LIST_OPS)
-        problems.extend(p.moved(indices[p.record]) for p in checked.problems)
-        warnings.extend(w.moved(indices[w.record]) for w in checked.warnings)
+        if len(indices) == len(records):  # one kind of record only: a group's rows are the request's
+            problems.extend(checked.problems)
+            warnings.extend(checked.warnings)
+        else:
+            problems.extend(p.moved(indices[p.record]) for p in checked.problems)
+            warnings.extend(w.moved(indices[w.record]) for w in checked.warnings)
         for row, values in zip(checked.rows, checked.matrix, strict=True):
             features[indices[row]] = values
     problems.sort()

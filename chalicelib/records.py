@@ -17,7 +17,8 @@ from chalicelib.columns import NAN
 from chalicelib.contract import FEATURE_NAMES, IDENTIFIERS, KNOWN_FIELDS, TARGET, is_pre_encoded, json_type
 from chalicelib.pipeline import Columns, Problem
 
-_ABSENT = object()
+_EXACT = 2**53  # ints beyond this are not exact as floats; huge ones overflow: both take the careful way
+_PLAIN = frozenset((float, int))
 
 
 class BodyError(ValueError):
@@ -111,22 +112,23 @@ def _columns(records: list[dict[str, Any]], encoded: bool) -> Columns:
     absent: dict[str, list[int]] = {}
     unreadable: list[Problem] = []
     for name in FEATURE_NAMES:
+        values = [record.get(name) for record in records]  # None: absent, or null
+        kinds = set(map(type, values))
+        # The common case in one pass: plain floats and float-sized ints. NonFinite (a float
+        # subclass) and bool (an int subclass) are other types, so they take the careful way.
+        if kinds <= _PLAIN and (int not in kinds or all(-_EXACT < v < _EXACT for v in values if type(v) is int)):
+            numbers[name], absent[name] = [float(v) for v in values], []
+            continue
         column: list[float] = []
         missing: list[int] = []
-        for row, record in enumerate(records):
-            value = record.get(name, _ABSENT)
-            if type(value) is float:  # the common case first; NonFinite, a subclass, is not it
-                column.append(value)
-            elif value is _ABSENT or value is None:
-                column.append(NAN)
+        for row, value in enumerate(values):
+            number, reason = _number(value)
+            column.append(number)
+            if value is None:
                 missing.append(row)
-            else:
-                number, reason = _number(value)
-                column.append(number)
-                if reason:
-                    unreadable.append(Problem.of(row, name, reason))
-        numbers[name] = column
-        absent[name] = missing
+            elif reason:
+                unreadable.append(Problem.of(row, name, reason))
+        numbers[name], absent[name] = column, missing
     texts = {name: [r.get(name) for r in records] for name in IDENTIFIERS}
     return Columns(len(records), encoded, numbers, absent, texts, unreadable)
 
