@@ -18,7 +18,6 @@ from chalicelib.contract import FEATURE_NAMES, IDENTIFIERS, KNOWN_FIELDS, TARGET
 from chalicelib.pipeline import Columns, Problem
 
 _EXACT = 2**53  # ints beyond this are not exact as floats; huge ones overflow: both take the careful way
-_PLAIN = frozenset((float, int))
 
 
 class BodyError(ValueError):
@@ -112,22 +111,23 @@ def _columns(records: list[dict[str, Any]], encoded: bool) -> Columns:
     absent: dict[str, list[int]] = {}
     unreadable: list[Problem] = []
     for name in FEATURE_NAMES:
-        values = [record.get(name) for record in records]  # None: absent, or null
-        kinds = set(map(type, values))
-        # The common case in one pass: plain floats and float-sized ints. NonFinite (a float
-        # subclass) and bool (an int subclass) are other types, so they take the careful way.
-        if kinds <= _PLAIN and (int not in kinds or all(-_EXACT < v < _EXACT for v in values if type(v) is int)):
-            numbers[name], absent[name] = [float(v) for v in values], []
-            continue
         column: list[float] = []
         missing: list[int] = []
-        for row, value in enumerate(values):
-            number, reason = _number(value)
-            column.append(number)
-            if value is None:
-                missing.append(row)
-            elif reason:
-                unreadable.append(Problem.of(row, name, reason))
+        for row, record in enumerate(records):
+            value = record.get(name)  # None: absent, or null
+            # The common cases first. NonFinite (a float subclass) and bool (an int subclass)
+            # are other types, so they take the careful way.
+            if type(value) is float:
+                column.append(value)
+            elif type(value) is int and -_EXACT < value < _EXACT:
+                column.append(float(value))
+            else:
+                number, reason = _number(value)
+                column.append(number)
+                if value is None:
+                    missing.append(row)
+                elif reason:
+                    unreadable.append(Problem.of(row, name, reason))
         numbers[name], absent[name] = column, missing
     texts = {name: [r.get(name) for r in records] for name in IDENTIFIERS}
     return Columns(len(records), encoded, numbers, absent, texts, unreadable)
