@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -105,10 +105,13 @@ def bucket(s3) -> str:
 
 
 @contextmanager
-def serve_project(project: Path, artifacts_dir: Path, **environment: str) -> Iterator[str]:
+def serve_project(
+    project: Path, artifacts_dir: Path, process_env: Mapping[str, str] | None = None, **environment: str
+) -> Iterator[str]:
     """`chalice local` on a free port, serving a copy of the project in `project` with these artifacts.
 
-    `environment` overrides the local stage's environment variables (CORS_ALLOW_ORIGIN, ...).
+    `environment` overrides the local stage's environment variables (CORS_ALLOW_ORIGIN, ...);
+    `process_env` is the server process's own environment (say, the moto server's endpoint).
     """
     shutil.copy(ROOT / "app.py", project / "app.py")
     shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
@@ -123,6 +126,7 @@ def serve_project(project: Path, artifacts_dir: Path, **environment: str) -> Ite
     process = subprocess.Popen(
         [str(chalice), "local", "--stage", "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(port)],
         cwd=project,
+        env=process_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

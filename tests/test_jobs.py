@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -28,9 +25,8 @@ from chalicelib.batch.ranges import MIN_PART_BYTES
 from chalicelib.batch.settings import BatchSettings, FanoutSettings
 from chalicelib.predictor import Predictor, load_predictor
 from testkit.fanout import csv_of_rows, fanout_rig
-from testkit.ports import free_port, wait_for_http
 from testkit.serve import deliver_new_uploads
-from tests.conftest import ROOT
+from tests.conftest import serve_project
 
 ROWS = 40_000
 
@@ -53,33 +49,10 @@ def job_settings(s3_server) -> BatchSettings:
 @pytest.fixture(scope="module")
 def api(s3_server, job_settings: BatchSettings, artifacts_dir: Path, tmp_path_factory) -> Iterator[str]:
     """`chalice local` whose local stage uses the test buckets on the moto server."""
+    buckets = {"INPUT_BUCKET": job_settings.input_bucket, "OUTPUT_BUCKET": job_settings.output_bucket}
     project = tmp_path_factory.mktemp("jobs-project")
-    shutil.copy(ROOT / "app.py", project / "app.py")
-    shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / ".chalice", project / ".chalice", ignore=shutil.ignore_patterns("deployments"))
-    config = json.loads((project / ".chalice" / "config.json").read_text())
-    config["stages"]["local"]["environment_variables"] |= {
-        "INPUT_BUCKET": job_settings.input_bucket,
-        "OUTPUT_BUCKET": job_settings.output_bucket,
-    }
-    (project / ".chalice" / "config.json").write_text(json.dumps(config))
-    (project / "artifacts").symlink_to(artifacts_dir)
-    port = free_port()
-    chalice = Path(sys.executable).with_name("chalice")
-    process = subprocess.Popen(
-        [str(chalice), "local", "--stage", "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=project,
-        env=s3_server.child_env(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(url + "/health", timeout=60, process=process)
+    with serve_project(project, artifacts_dir, s3_server.child_env(os.environ), **buckets) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def call(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
