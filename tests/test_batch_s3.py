@@ -452,3 +452,13 @@ def test_an_upload_with_explain_metadata_gets_contribution_columns(s3, settings,
     plain = read(s3, settings.output_bucket, "predictions/plain.predictions.csv").split(b"\n", 1)[0].decode()
     assert why.endswith(",contrib_city_encoded,contrib_baseline") and "contrib_" not in plain
     assert why.startswith(plain)
+
+
+def test_s3s_test_event_reaches_the_handler_through_chalice_and_is_ignored(logged):
+    """Chalice's own S3Event needs Records; the app's event class lets the test event through to be logged."""
+    import app as app_module
+    from testkit.events import LambdaContext
+
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-01-01T00:00:00Z", "Bucket": "b"}
+    assert app_module.score_uploaded_csv(test_event, LambdaContext()) is None
+    assert [line["reason"] for line in logged if line["event"] == "batch_event_ignored"] == ["an s3:TestEvent"]
