@@ -12,7 +12,7 @@ A column is a sequence of floats, NaN where a value is absent or unreadable.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 Column = Any  # list[float] here, a float64 ndarray for NumpyOps
@@ -105,3 +105,18 @@ class ListOps:
 
 
 _MONTHS = frozenset(float(m) for m in range(1, 13))
+
+
+def map_distinct[T](values: Sequence[Any], fn: Callable[[Any], T]) -> list[T]:
+    """`fn` of each value, computed once per distinct value: a CSV block repeats a few hundred identifiers."""
+    seen: dict[tuple[type, Any], T] = {}
+    out: list[T] = []
+    for value in values:
+        if not isinstance(value, str | int | float | type(None)):
+            out.append(fn(value))  # unhashable JSON values (objects, arrays) are rare and all errors
+            continue
+        key = (type(value), value)  # the type too: True == 1, but only 1 is a zipcode
+        if key not in seen:
+            seen[key] = fn(value)
+        out.append(seen[key])
+    return out

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Self
 
+from chalicelib.columns import NAN, map_distinct
 from chalicelib.contract import normalize_city, normalize_zipcode
 
 
@@ -27,7 +28,7 @@ class ZipcodeFrequencyEncoder:
 
     def transform(self, zipcodes: Sequence[object]) -> list[float]:
         """Training rows of each zipcode (0 for one never seen); NaN for None (no zipcode)."""
-        return _per_distinct(zipcodes, lambda z: float(self.counts.get(normalize_zipcode(z), 0)))
+        return map_distinct(zipcodes, lambda z: NAN if z is None else float(self.counts.get(normalize_zipcode(z), 0)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"counts": self.counts}
@@ -65,7 +66,7 @@ class CityTargetEncoder:
 
     def transform(self, cities: Sequence[str | None]) -> list[float]:
         """Each city's shrunk mean (the global mean for one never seen); NaN for None (no city)."""
-        return _per_distinct(cities, lambda c: self.means.get(normalize_city(c), self.global_mean))
+        return map_distinct(cities, lambda c: NAN if c is None else self.means.get(normalize_city(c), self.global_mean))
 
     def to_dict(self) -> dict[str, Any]:
         return {"means": self.means, "global_mean": self.global_mean, "smoothing": self.smoothing}
@@ -102,18 +103,6 @@ class CityLocations:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
         return cls({normalize_city(str(k)): (float(v[0]), float(v[1])) for k, v in state["locations"].items()})
-
-
-def _per_distinct(values: Sequence[Any], encode: Callable[[Any], float]) -> list[float]:
-    """`encode` once per distinct value: a batch repeats a few hundred identifiers thousands of times."""
-    seen: dict[tuple[type, Any], float] = {}
-    out = []
-    for value in values:
-        key = (type(value), value)  # the type too: True == 1, but only 1 is a zipcode
-        if key not in seen:
-            seen[key] = math.nan if value is None else encode(value)
-        out.append(seen[key])
-    return out
 
 
 class Encoders:

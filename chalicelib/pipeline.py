@@ -18,11 +18,11 @@ Rows with an error get no features; every other row does. Nothing is filled in s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from chalicelib.columns import NAN, Column, Ops
+from chalicelib.columns import NAN, Column, Ops, map_distinct
 from chalicelib.contract import (
     CALENDAR,
     FEATURE_NAMES,
@@ -162,11 +162,11 @@ def _raw_features(
     columns: Columns, numbers: dict[str, Column], encoders: Encoders, found: _Found, ops: Ops
 ) -> list[Column]:
     n = columns.rows
-    zipcodes = _map_distinct(columns.texts.get("zipcode", [None] * n), _zipcode)
+    zipcodes = map_distinct(columns.texts.get("zipcode", [None] * n), _zipcode)
     for row, (_, reason) in enumerate(zipcodes):
         if reason:
             found.problem(row, "zipcode", reason)
-    cities = _map_distinct(columns.texts.get("city_full", [None] * n), _city)
+    cities = map_distinct(columns.texts.get("city_full", [None] * n), _city)
     for row, (_, reason) in enumerate(cities):
         if reason:
             found.problem(row, "city_full", reason)
@@ -242,7 +242,7 @@ def _dates(columns: Columns, found: _Found, ops: Ops) -> tuple[Column, Column, l
     texts = columns.texts.get("date")
     if texts is None or all(t is None for t in texts):
         return None
-    parsed = _map_distinct(texts, _date)
+    parsed = map_distinct(texts, _date)
     for row, (_, reason) in enumerate(parsed):
         if reason:
             found.problem(row, "date", reason)
@@ -380,21 +380,6 @@ def _location_message(city: Any, known: bool, key: str | None) -> tuple[bool, st
 
 def _month_text(year_month: int) -> str:
     return f"{year_month // 12:04d}-{year_month % 12 + 1:02d}"
-
-
-def _map_distinct[T](values: Sequence[Any], fn: Callable[[Any], T]) -> list[T]:
-    """`fn` of each value, computed once per distinct value: a CSV block repeats a few hundred."""
-    seen: dict[tuple[type, Any], T] = {}
-    out: list[T] = []
-    for value in values:
-        if not isinstance(value, str | int | float | type(None)):
-            out.append(fn(value))  # unhashable JSON values (objects, arrays) are rare and all errors
-            continue
-        key = (type(value), value)  # the type too: True == 1, but only 1 is a zipcode
-        if key not in seen:
-            seen[key] = fn(value)
-        out.append(seen[key])
-    return out
 
 
 def _zipcode(value: Any) -> tuple[str | None, str | None]:
